@@ -1,0 +1,79 @@
+import { readFile } from "node:fs/promises";
+import type { Config } from "../config/config.ts";
+import { startEmbeddedPostgres } from "../db/embedded-postgres.ts";
+import { migrateUp } from "../db/migrate.ts";
+import { createOrm } from "../db/orm.ts";
+import type { Logger } from "../observability/logger.ts";
+import { PatientRepository } from "../patients/patient-repository.ts";
+import { createServer, type PatientServer } from "../server/create-server.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
+import { serviceRegistrations } from "./registrations.ts";
+
+/** A started service: where it listens, and how to stop it. */
+export interface RunningApp {
+  readonly port: number;
+  readonly server: PatientServer;
+  /** Drains the server, then closes what it used, in reverse order of opening. */
+  stop(): Promise<void>;
+}
+
+/** Replaceable parts, for tests. */
+export interface AppOverrides {
+  readonly clock?: Clock;
+}
+
+type Closer = () => Promise<unknown>;
+
+/**
+ * Opens everything the service needs (the embedded PostgreSQL when no DATABASE_URL is
+ * set), applies migrations, builds the server and listens. If any step fails, what was
+ * already opened is closed again.
+ */
+export async function startApp(config: Config, logger: Logger, overrides: AppOverrides = {}): Promise<RunningApp> {
+  const closers: Closer[] = [];
+  try {
+    const databaseUrl = config.databaseUrl ?? (await embeddedDatabase(config, logger, closers));
+    const orm = await createOrm({ url: databaseUrl, poolMax: config.dbPoolMax }, logger);
+    closers.push(() => orm.close());
+    const applied = await migrateUp(orm);
+    if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
+
+    const server = createServer({
+      registrations: serviceRegistrations({
+        patients: new PatientRepository(orm),
+        clock: overrides.clock ?? systemClock,
+      }),
+      logger,
+      readMaxBytes: config.readMaxBytes,
+      tls: config.tls && { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) },
+      collectProcessMetrics: true,
+    });
+    const port = await server.listen(config.port, config.host);
+    closers.push(() => server.close(config.shutdownGraceMs));
+    logger.info(
+      { port, host: config.host, tls: config.tls !== undefined, pid: process.pid },
+      "patient service listening",
+    );
+    return { port, server, stop: () => closeAll(closers) };
+  } catch (error) {
+    await closeAll(closers);
+    throw error;
+  }
+}
+
+async function embeddedDatabase(config: Config, logger: Logger, closers: Closer[]): Promise<string> {
+  logger.warn(
+    { dataDir: config.dataDir },
+    "EMBEDDED MODE: no DATABASE_URL, starting a local PostgreSQL and in-process stand-ins. For development only, never for real patient data.",
+  );
+  const postgres = await startEmbeddedPostgres({ dataDir: config.dataDir });
+  closers.push(() => postgres.stop());
+  return postgres.url;
+}
+
+async function closeAll(closers: Closer[]): Promise<void> {
+  while (closers.length > 0) {
+    const close = closers.pop() as Closer;
+    await close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,153 @@
+import { isIP } from "node:net";
+import { resolve } from "node:path";
+import { EnvReader } from "./env-readers.ts";
+
+/** pino's level names; `silent` turns logging off. */
+export const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof logLevels)[number];
+
+/** Certificate and key (PEM files) for TLS with HTTP/2 over ALPN. */
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/** Where the sibling services answer; undefined means "use the embedded simulator". */
+export interface SiblingUrls {
+  readonly doctor: string | undefined;
+  readonly paramedic: string | undefined;
+  readonly xray: string | undefined;
+  readonly notification: string | undefined;
+}
+
+/**
+ * The service's configuration, parsed once from the environment at start-up and
+ * frozen. `.env.example` documents every variable. Several values are credentials
+ * (URLs may carry passwords): log `describeConfig(config)`, never the object itself.
+ */
+export interface Config {
+  /**
+   * `embedded` when DATABASE_URL is unset: a PostgreSQL in DATA_DIR, in-process
+   * stand-ins for NATS and Redis unless their URLs are set, and (by default) the
+   * sibling simulators. A development mode; the service says so loudly in its log.
+   */
+  readonly mode: "embedded" | "external";
+  /** PORT; 0 picks a free port (tests). */
+  readonly port: number;
+  /** HOST: the address to listen on. */
+  readonly host: string;
+  /** TLS_CERT_FILE and TLS_KEY_FILE; undefined serves cleartext (h2c and HTTP/1.1). */
+  readonly tls: TlsFiles | undefined;
+  readonly logLevel: LogLevel;
+  /** DATABASE_URL; undefined in embedded mode. */
+  readonly databaseUrl: string | undefined;
+  /** DATA_DIR as an absolute path: where the embedded PostgreSQL keeps its data. */
+  readonly dataDir: string;
+  /** DB_POOL_MAX: most connections the pool opens. */
+  readonly dbPoolMax: number;
+  /** NATS_URL; undefined selects the in-process stand-in. */
+  readonly natsUrl: string | undefined;
+  /** REDIS_URL; undefined selects the in-process stand-in. */
+  readonly redisUrl: string | undefined;
+  /** READ_MAX_BYTES: the largest request message accepted, in bytes. */
+  readonly readMaxBytes: number;
+  /** SHUTDOWN_GRACE_MS: how long in-flight calls may run after SIGTERM. */
+  readonly shutdownGraceMs: number;
+  /** SIMULATORS: `embedded` starts a simulator for each sibling without a URL; `off` starts none. */
+  readonly simulators: "embedded" | "off";
+  readonly siblings: SiblingUrls;
+}
+
+/** Thrown by `loadConfig` with every problem found, one per line. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+const mebibyte = 1024 * 1024;
+const siblingVariables = {
+  doctor: "DOCTOR_SERVICE_URL",
+  paramedic: "PARAMEDIC_SERVICE_URL",
+  xray: "XRAY_SERVICE_URL",
+  notification: "NOTIFICATION_SERVICE_URL",
+} as const satisfies Record<keyof SiblingUrls, string>;
+
+/**
+ * Reads the configuration from `env`. Throws one ConfigError naming every bad
+ * variable, so a misconfigured deployment fails at start with the whole list.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const read = new EnvReader(env);
+  const databaseUrl = read.url("DATABASE_URL", ["postgres", "postgresql"]);
+  const mode = databaseUrl === undefined ? "embedded" : "external";
+  const siblings: SiblingUrls = Object.freeze({
+    doctor: read.url(siblingVariables.doctor, ["http", "https"]),
+    paramedic: read.url(siblingVariables.paramedic, ["http", "https"]),
+    xray: read.url(siblingVariables.xray, ["http", "https"]),
+    notification: read.url(siblingVariables.notification, ["http", "https"]),
+  });
+  const config: Config = {
+    mode,
+    port: read.integer("PORT", 8080, 0, 65535),
+    // A container must listen on every interface; a developer's laptop running the
+    // embedded mode (no authentication yet, real-looking health data) should not.
+    host: readHost(read, mode === "embedded" ? "127.0.0.1" : "0.0.0.0"),
+    tls: readTls(read),
+    logLevel: read.oneOf("LOG_LEVEL", logLevels, "info"),
+    databaseUrl,
+    dataDir: resolve(read.raw("DATA_DIR") ?? ".data"),
+    dbPoolMax: read.integer("DB_POOL_MAX", 10, 1, 1000),
+    natsUrl: read.url("NATS_URL", ["nats", "tls", "ws", "wss"]),
+    redisUrl: read.url("REDIS_URL", ["redis", "rediss"]),
+    // Connect's default is ~4 GiB; a profile is a few KiB.
+    readMaxBytes: read.integer("READ_MAX_BYTES", mebibyte, 1024, 64 * mebibyte),
+    shutdownGraceMs: read.integer("SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    simulators: read.oneOf("SIMULATORS", ["embedded", "off"], defaultSimulators(siblings)),
+    siblings,
+  };
+  if (config.simulators === "off") {
+    for (const [sibling, variable] of Object.entries(siblingVariables)) {
+      if (siblings[sibling as keyof SiblingUrls] === undefined) {
+        read.problem(variable, "is required when SIMULATORS=off (there is no simulator to stand in for it)");
+      }
+    }
+  }
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return Object.freeze(config);
+}
+
+/** Simulators run unless every sibling has an address. */
+function defaultSimulators(siblings: SiblingUrls): "embedded" | "off" {
+  return Object.values(siblings).every((url) => url !== undefined) ? "off" : "embedded";
+}
+
+function readHost(read: EnvReader, fallback: string): string {
+  const host = read.raw("HOST");
+  if (host === undefined) return fallback;
+  const hostname = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
+  if (isIP(host) === 0 && !hostname.test(host)) {
+    read.problem("HOST", "must be an IP address or a host name, for example 0.0.0.0 or 127.0.0.1");
+    return fallback;
+  }
+  return host;
+}
+
+function readTls(read: EnvReader): TlsFiles | undefined {
+  const certFile = read.readableFile("TLS_CERT_FILE");
+  const keyFile = read.readableFile("TLS_KEY_FILE");
+  const certSet = read.raw("TLS_CERT_FILE") !== undefined;
+  const keySet = read.raw("TLS_KEY_FILE") !== undefined;
+  if (certSet !== keySet) {
+    read.problem(
+      certSet ? "TLS_KEY_FILE" : "TLS_CERT_FILE",
+      "must be set together with the other (TLS needs both the certificate and the key)",
+    );
+    return undefined;
+  }
+  return certFile !== undefined && keyFile !== undefined ? Object.freeze({ certFile, keyFile }) : undefined;
+}

@@ -1,0 +1,8 @@
+import { PatientEntity } from "../patients/patient-entity.ts";
+
+/**
+ * Every entity the ORM knows, listed by hand: explicit imports keep start-up free of
+ * folder scanning and make a forgotten entity a visible omission in review. Each
+ * bounded context adds its entities here.
+ */
+export const entities = [PatientEntity] as const;

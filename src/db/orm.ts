@@ -1,0 +1,61 @@
+import { fileURLToPath } from "node:url";
+import { Migrator } from "@mikro-orm/migrations";
+import { MikroORM } from "@mikro-orm/postgresql";
+import type { Logger } from "../observability/logger.ts";
+import { entities } from "./entities.ts";
+import { PinoOrmLogger } from "./orm-logger.ts";
+
+/** The ORM with this service's entities and the PostgreSQL driver. */
+export type Orm = MikroORM;
+
+/** How to reach the database. */
+export interface OrmSettings {
+  /** `postgres://user:password@host:port/database`; from DATABASE_URL or the embedded server. */
+  readonly url: string;
+  /** DB_POOL_MAX. */
+  readonly poolMax: number;
+}
+
+/**
+ * Absolute, so migrations are found whatever the working directory. The `.ts` files
+ * are imported as they are: Node 24 strips their types.
+ */
+export const migrationsFolder = fileURLToPath(new URL("./migrations/", import.meta.url));
+
+/**
+ * Creates the ORM. It connects lazily (on the first query) and does not touch the
+ * schema: call `migrateUp` (migrate.ts) at start-up. Close it with `orm.close()`.
+ *
+ * Every request must work on its own `orm.em.fork()`: the global EntityManager's
+ * identity map would otherwise share entities (and health data) across requests,
+ * which is why `allowGlobalContext` stays off.
+ */
+export async function createOrm(settings: OrmSettings, logger?: Logger): Promise<Orm> {
+  return MikroORM.init({
+    clientUrl: settings.url,
+    entities: [...entities],
+    extensions: [Migrator],
+    pool: { min: 0, max: settings.poolMax, idleTimeoutMillis: 30_000 },
+    // The database is created by whoever provisions it (embedded-postgres.ts, the
+    // test helper, or the operator), never implicitly by a service with DDL rights.
+    ensureDatabase: false,
+    // Never query logging: see PinoOrmLogger. Without a logger, MikroORM stays quiet.
+    debug: false,
+    colors: false,
+    ...(logger === undefined
+      ? { logger: () => undefined }
+      : { loggerFactory: () => new PinoOrmLogger(logger.child({ component: "orm" })) }),
+    migrations: {
+      path: migrationsFolder,
+      pathTs: migrationsFolder,
+      glob: "!(*.d).{js,ts}",
+      // The snapshot would be rewritten under src/ on every `migrateUp`, which fails
+      // on a read-only image and dirties the tree; new migrations diff against a
+      // migrated database instead.
+      snapshot: false,
+      transactional: true,
+      allOrNothing: true,
+      emit: "ts",
+    },
+  });
+}

@@ -1,0 +1,97 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { PatientSchema } from "../../gen/telemed/patient/v1/patient_pb.js";
+import type { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
+import { applyFieldMask, fieldMaskViolations, populatedPaths } from "../rpc/field-mask.ts";
+import { decodePageToken, encodePageToken } from "../rpc/page-token.ts";
+import { DomainError, invalidArgument } from "../shared/domain-errors.ts";
+import type { Clock } from "../shared/clock.ts";
+import { patientDraftFromProto, patientIdFromName, patientToProto, versionFromEtag } from "./patient-mapping.ts";
+import type { PatientRepository } from "./patient-repository.ts";
+import { completeProfile } from "./patient-rules.ts";
+
+/** Top-level fields a client may change; a mask may also name any field inside them. */
+const writableFields = new Set([
+  "legal_name",
+  "birth_date",
+  "sex",
+  "contact",
+  "preferred_language",
+  "upi_id",
+  "insurance",
+  "emergency_contacts",
+]);
+/** Fields that say which resource and which version, not what changes: a mask naming them is not refused, they are just not data. */
+const controlFields = new Set(["name", "etag"]);
+const defaultPageSize = 25;
+/** How often an update without etag re-reads after losing a race to another writer. */
+const updateAttempts = 3;
+
+/** PatientService handlers: protobuf in, protobuf out; the rules live in the domain and repository. */
+export function patientService(
+  repository: PatientRepository,
+  clock: Clock,
+): Partial<ServiceImpl<typeof PatientService>> {
+  return {
+    async createPatient(request) {
+      const draft = patientDraftFromProto(request.patient ?? create(PatientSchema));
+      const fields = completeProfile(draft, clock.now());
+      const patient = await repository.create(fields, request.requestId || undefined);
+      return { patient: patientToProto(patient) };
+    },
+
+    async getPatient(request) {
+      return { patient: patientToProto(await repository.get(patientIdFromName(request.name))) };
+    },
+
+    async updatePatient(request) {
+      const changes = request.patient ?? create(PatientSchema);
+      const id = patientIdFromName(changes.name);
+      const expectedVersion = changes.etag === "" ? undefined : (versionFromEtag(changes.etag) ?? -1);
+      const paths = request.updateMask?.paths.length
+        ? expandStar(request.updateMask.paths).filter((path) => !controlFields.has(path))
+        : populatedPaths(PatientSchema, changes, writableFields);
+      if (paths.length === 0) throw invalidArgument("update_mask", "names no field to update");
+      const violations = fieldMaskViolations(PatientSchema, paths, writableFields);
+      if (violations.length > 0)
+        throw new DomainError("invalid-argument", "INVALID_UPDATE_MASK", "Invalid update_mask.", { violations });
+      for (let attempt = 1; ; attempt++) {
+        const current = await repository.get(id);
+        if (expectedVersion !== undefined && current.version !== expectedVersion) throw etagMismatch();
+        const merged = patientToProto(current);
+        applyFieldMask(PatientSchema, merged, changes, paths);
+        const fields = completeProfile(patientDraftFromProto(merged), clock.now());
+        try {
+          return { patient: patientToProto(await repository.update(id, fields, current.version)) };
+        } catch (error) {
+          const lostRace = error instanceof DomainError && error.reason === "ETAG_MISMATCH";
+          if (!lostRace || expectedVersion !== undefined || attempt >= updateAttempts) throw error;
+        }
+      }
+    },
+
+    async deletePatient(request) {
+      const expectedVersion = request.etag === "" ? undefined : (versionFromEtag(request.etag) ?? -1);
+      await repository.delete(patientIdFromName(request.name), expectedVersion);
+      return {};
+    },
+
+    async listPatients(request) {
+      const scope = "patients";
+      const after = decodePageToken(scope, request.pageToken);
+      const page = await repository.list({ pageSize: request.pageSize || defaultPageSize, after });
+      return {
+        patients: page.patients.map(patientToProto),
+        nextPageToken: page.nextCursor ? encodePageToken(scope, page.nextCursor) : "",
+      };
+    },
+  };
+}
+
+function expandStar(paths: readonly string[]): string[] {
+  return paths.includes("*") ? [...writableFields] : [...paths];
+}
+
+function etagMismatch(): DomainError {
+  return new DomainError("aborted", "ETAG_MISMATCH", "The profile changed since it was read: read it again and retry.");
+}

@@ -1,0 +1,243 @@
+import { type EntityManager, UniqueConstraintViolationException } from "@mikro-orm/postgresql";
+import type { Orm } from "../db/orm.ts";
+import { alreadyExists, DomainError, etagMismatch, invalidArgument, notFound } from "../shared/domain-errors.ts";
+import { isUuid, uuidV7 } from "../shared/uuid-v7.ts";
+import type { Patient, PatientFields } from "./patient.ts";
+import { columnsOf, type PatientRecord, patientColumns, patientFromRecord, type SqlValue } from "./patient-entity.ts";
+
+/** Where a page of `list` starts: after this patient in newest-first order. */
+export type PatientCursor = { readonly createTime: string; readonly id: string };
+
+/** One page of patients, newest first. */
+export interface PatientPage {
+  readonly patients: readonly Patient[];
+  /** Present when more patients follow; pass it as `after` to get them. */
+  readonly nextCursor?: PatientCursor;
+}
+
+/** The most patients one `list` call returns, whatever the caller asks for (AIP-158). */
+export const maxPageSize = 1000;
+
+const resource = "Patient";
+
+/** A row found by request id, with whether it has been deleted since. */
+type ReplayRecord = PatientRecord & { readonly deleted: boolean };
+
+/**
+ * Stores patient profiles in `patients`. Every method forks its own EntityManager
+ * (or takes one from the factory, for example the request's fork), so no identity
+ * map or transaction state is shared between calls.
+ *
+ * Queries are hand-written SQL run through `em.execute`, one statement per call on
+ * the success path, mapped by `patientFromRecord` without ORM hydration. Get and
+ * create are benchmarked (against a bare gRPC echo and a raw INSERT); measured here
+ * with 64 concurrent calls against PostgreSQL 15 on the same host, relative to the
+ * same query through a raw `pg` pool: `em.findOne` ~0.35x, the query builder
+ * ~0.45x, `em.execute` ~0.75-1x (the fork itself costs ~4 µs). The entity still
+ * defines the schema; test/db/schema-drift.test.ts keeps the migrations in step.
+ */
+export class PatientRepository {
+  readonly #em: () => EntityManager;
+
+  constructor(source: Orm | (() => EntityManager)) {
+    this.#em = typeof source === "function" ? source : () => source.em.fork();
+  }
+
+  /**
+   * Stores a new profile, in a single INSERT.
+   *
+   * With a `requestId` (AIP-155), a retry of a create that already succeeded returns
+   * the profile that create made (as it is now), instead of a second profile or an
+   * ALREADY_EXISTS for its own email. If that profile has since been deleted, the
+   * retry gets NOT_FOUND: a retry must neither resurrect it nor make a new one. A
+   * request id reused for a different email is INVALID_ARGUMENT.
+   */
+  async create(fields: PatientFields, requestId?: string): Promise<Patient> {
+    const birthDate = fields.birthDate;
+    if (birthDate === undefined) throw invalidArgument("patient.birth_date", "is required");
+    if (requestId !== undefined && !isUuid(requestId)) throw invalidArgument("request_id", "must be a UUID");
+    const now = new Date();
+    const id = uuidV7(now.getTime());
+    const email = fields.contact.email.toLowerCase();
+    const stamp = now.toISOString();
+    const columns = columnsOf(fields)
+      .set("id", id)
+      .set("version", 1)
+      .set("created_at", stamp)
+      .set("updated_at", stamp)
+      .set("create_request_id", requestId ?? null);
+    const names = [...columns.keys()].map((name) => `"${name}"`);
+    const em = this.#em();
+    const result = await mapEmailConflict(() =>
+      em.execute<{ affectedRows: number }>(
+        `insert into "patients" (${names.join(", ")}) values (${names.map(() => "?").join(", ")}) ` +
+          `on conflict ("create_request_id") do nothing`,
+        [...columns.values()],
+        "run",
+      ),
+    );
+    if (result.affectedRows === 1) {
+      // Everything stored is known here, so no RETURNING and no second read.
+      return {
+        ...fields,
+        id,
+        birthDate,
+        contact: { ...fields.contact, email },
+        createTime: now,
+        updateTime: now,
+        version: 1,
+      };
+    }
+    // Only the request id has an ON CONFLICT clause, so a skipped row means a replay.
+    if (requestId === undefined) throw new Error("INSERT into patients stored no row without a request id");
+    return this.#replay(em, requestId, email);
+  }
+
+  /** The profile with this id; NOT_FOUND when there is none or it was deleted. */
+  async get(id: string): Promise<Patient> {
+    if (!isUuid(id)) throw notFound(resource);
+    const record: PatientRecord | undefined = await this.#em().execute<PatientRecord>(
+      `select ${patientColumns} from "patients" where "id" = ? and "deleted_at" is null`,
+      [id],
+      "get",
+    );
+    if (record === undefined) throw notFound(resource);
+    return patientFromRecord(record);
+  }
+
+  /**
+   * Changes the fields present in `changes` (a key with the value `undefined` clears
+   * an optional field such as `insurance`) and bumps the version, in one UPDATE.
+   * With `expectedVersion`, the update applies only to that version: a stale one is
+   * ABORTED with reason ETAG_MISMATCH. An empty `changes` writes nothing.
+   */
+  async update(id: string, changes: Partial<PatientFields>, expectedVersion?: number): Promise<Patient> {
+    if (!isUuid(id)) throw notFound(resource);
+    if ("birthDate" in changes && changes.birthDate === undefined) {
+      throw invalidArgument("patient.birth_date", "is required");
+    }
+    const em = this.#em();
+    const columns = columnsOf(changes);
+    if (columns.size === 0) {
+      const current = await this.get(id);
+      if (expectedVersion !== undefined && current.version !== expectedVersion) throw etagMismatch(resource);
+      return current;
+    }
+    const assignments = [...columns.keys()].map((name) => `"${name}" = ?`).join(", ");
+    const params: SqlValue[] = [...columns.values(), new Date().toISOString(), id];
+    if (expectedVersion !== undefined) params.push(expectedVersion);
+    const record: PatientRecord | undefined = await mapEmailConflict(() =>
+      em.execute<PatientRecord>(
+        `update "patients" set ${assignments}, "version" = "version" + 1, "updated_at" = ? ` +
+          `where "id" = ? and "deleted_at" is null${expectedVersion === undefined ? "" : ` and "version" = ?`} ` +
+          `returning ${patientColumns}`,
+        params,
+        "get",
+      ),
+    );
+    if (record === undefined) throw await this.#whyNoRow(em, id);
+    return patientFromRecord(record);
+  }
+
+  /**
+   * Soft-deletes the profile: the row stays (for retention and the audit trail)
+   * but every read treats it as absent, and its email is free for a new profile.
+   * With `expectedVersion`, only that version is deleted (ETAG_MISMATCH otherwise).
+   */
+  async delete(id: string, expectedVersion?: number): Promise<void> {
+    if (!isUuid(id)) throw notFound(resource);
+    const em = this.#em();
+    const now = new Date().toISOString();
+    const params: SqlValue[] = [now, now, id];
+    if (expectedVersion !== undefined) params.push(expectedVersion);
+    const result = await em.execute<{ affectedRows: number }>(
+      `update "patients" set "deleted_at" = ?, "updated_at" = ?, "version" = "version" + 1 ` +
+        `where "id" = ? and "deleted_at" is null${expectedVersion === undefined ? "" : ` and "version" = ?`}`,
+      params,
+      "run",
+    );
+    if (result.affectedRows === 0) throw await this.#whyNoRow(em, id);
+  }
+
+  /**
+   * A page of live profiles, newest first, by keyset on (created_at, id): stable
+   * while rows are added or deleted, and as fast on page 1000 as on page 1.
+   * `after` is a `nextCursor` from an earlier page, usually decoded from a client's
+   * page token, so it is checked here: anything else is INVALID_ARGUMENT.
+   */
+  async list(options: {
+    pageSize: number;
+    after?: Readonly<Record<string, unknown>> | undefined;
+  }): Promise<PatientPage> {
+    const pageSize = Math.min(Math.max(Math.trunc(options.pageSize), 1), maxPageSize);
+    const after = options.after === undefined ? undefined : checkedCursor(options.after);
+    const params: SqlValue[] = after === undefined ? [] : [after.createTime, after.id];
+    params.push(pageSize + 1);
+    const records = await this.#em().execute<PatientRecord[]>(
+      `select ${patientColumns} from "patients" where "deleted_at" is null` +
+        (after === undefined ? "" : ` and ("created_at", "id") < (cast(? as timestamptz), cast(? as uuid))`) +
+        ` order by "created_at" desc, "id" desc limit ?`,
+      params,
+      "all",
+    );
+    const patients = records.slice(0, pageSize).map(patientFromRecord);
+    const last = patients.at(-1);
+    if (records.length <= pageSize || last === undefined) return { patients };
+    return { patients, nextCursor: { createTime: last.createTime.toISOString(), id: last.id } };
+  }
+
+  /** The row a retried create made, if it is still live and was made for the same email. */
+  async #replay(em: EntityManager, requestId: string, email: string): Promise<Patient> {
+    const record: ReplayRecord | undefined = await em.execute<ReplayRecord>(
+      `select ${patientColumns}, "deleted_at" is not null as "deleted" from "patients" where "create_request_id" = ?`,
+      [requestId],
+      "get",
+    );
+    // The INSERT lost to a row that is gone now (deleted and purged): treat as deleted.
+    if (record === undefined || record.deleted) throw notFound(resource);
+    if (record.email !== email) {
+      const description = "was already used for a different request";
+      throw new DomainError("invalid-argument", "REQUEST_ID_REUSED", `This request_id ${description}.`, {
+        violations: [{ field: "request_id", description }],
+      });
+    }
+    return patientFromRecord(record);
+  }
+
+  /** After a guarded write matched no row: was the profile missing, or the version stale? */
+  async #whyNoRow(em: EntityManager, id: string): Promise<DomainError> {
+    const live: { version: number } | undefined = await em.execute<{ version: number }>(
+      `select "version" from "patients" where "id" = ? and "deleted_at" is null`,
+      [id],
+      "get",
+    );
+    return live === undefined ? notFound(resource) : etagMismatch(resource);
+  }
+}
+
+/**
+ * Runs a write, turning the email index's unique violation into the domain's
+ * ALREADY_EXISTS. The message does not repeat the address.
+ */
+async function mapEmailConflict<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (
+      error instanceof UniqueConstraintViolationException &&
+      (error as { constraint?: string }).constraint === "patients_email_live_unique"
+    ) {
+      throw alreadyExists("EMAIL_ALREADY_REGISTERED", "A patient with this email address is already registered.");
+    }
+    throw error;
+  }
+}
+
+/** A cursor from a page token the client sent back: check it before it reaches SQL. */
+function checkedCursor(cursor: Readonly<Record<string, unknown>>): PatientCursor {
+  const { createTime, id } = cursor;
+  if (typeof id === "string" && isUuid(id) && typeof createTime === "string" && !Number.isNaN(Date.parse(createTime))) {
+    return { createTime, id };
+  }
+  throw invalidArgument("page_token", "not a page token of this list; start again without one");
+}

@@ -1,0 +1,90 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "../observability/logger.ts";
+import { RpcMetrics } from "../observability/metrics.ts";
+import { buildRpcTable, type ServiceRegistration } from "../rpc/call-pipeline.ts";
+import { RequestValidator } from "../rpc/request-validation.ts";
+import type { RpcTable } from "../rpc/rpc-table.ts";
+import { createGrpcUnaryHandler } from "./grpc-unary.ts";
+import { HealthState, healthRegistration } from "./health/health-service.ts";
+import { createDispatcher } from "./http-dispatch.ts";
+import type { HttpRequest, HttpResponse } from "./http-types.ts";
+import { createOnePortListener, type TlsMaterial } from "./one-port-listener.ts";
+import { registerReflection } from "./reflection/reflection-service.ts";
+import { createRestTranscoder } from "./rest/rest-transcoder.ts";
+import { notFoundFallback } from "./not-found.ts";
+
+/** What a server needs: its services, limits and logger. */
+export interface ServerOptions {
+  readonly registrations: readonly ServiceRegistration[];
+  readonly logger: Logger;
+  /** Largest request message, in bytes (Connect's own default is ~4 GiB: never use it). */
+  readonly readMaxBytes: number;
+  readonly tls?: TlsMaterial;
+  /** Process-wide metrics (CPU, memory) belong to the one server main.ts runs, not to test servers. */
+  readonly collectProcessMetrics?: boolean;
+}
+
+/** A built, not yet listening server. */
+export interface PatientServer {
+  readonly table: RpcTable;
+  readonly health: HealthState;
+  readonly metrics: RpcMetrics;
+  listen(port: number, host: string): Promise<number>;
+  /** Reports NOT_SERVING, stops accepting, drains in-flight calls for up to `graceMs`. */
+  close(graceMs: number): Promise<void>;
+}
+
+/**
+ * Builds the one-port server: every registered service over gRPC (native fast path
+ * for unary calls), Connect, gRPC-Web and REST, plus health, reflection and /metrics.
+ */
+export function createServer(options: ServerOptions): PatientServer {
+  const metrics = new RpcMetrics({ collectProcessMetrics: options.collectProcessMetrics ?? false });
+  const health = new HealthState();
+  const shutdown = new AbortController();
+  const pipeline = { logger: options.logger, metrics, validator: new RequestValidator() };
+  const table = buildRpcTable([...options.registrations, healthRegistration(health)], pipeline);
+  for (const service of table.services()) health.set(service.typeName, "SERVING");
+
+  const connect = connectNodeAdapter({
+    routes: (router: ConnectRouter) => {
+      for (const entry of table.entries()) router.rpc(entry.method as never, entry.call as never);
+      registerReflection(router, table.services());
+    },
+    readMaxBytes: options.readMaxBytes,
+    shutdownSignal: shutdown.signal,
+    fallback: notFoundFallback,
+  });
+  const rest = createRestTranscoder(table, { readMaxBytes: options.readMaxBytes, shutdownSignal: shutdown.signal });
+  const grpcUnary = createGrpcUnaryHandler(table, {
+    readMaxBytes: options.readMaxBytes,
+    shutdownSignal: shutdown.signal,
+  });
+  let accepting = true;
+  const dispatch = createDispatcher({
+    metrics,
+    grpcUnary,
+    rest: (req, res) => rest.handle(req, res),
+    connect: connect as (req: HttpRequest, res: HttpResponse) => void,
+    ready: () => accepting,
+  });
+  const listener = createOnePortListener(dispatch, options.tls);
+
+  return {
+    table,
+    health,
+    metrics,
+    listen: (port, host) => listener.listen(port, host),
+    close: async (graceMs) => {
+      accepting = false;
+      health.shutdown();
+      // Long-lived streams (watches) end halfway through the grace period so clients
+      // reconnect elsewhere, leaving the rest of it for unary calls to finish.
+      const timer = setTimeout(() => shutdown.abort(), graceMs / 2);
+      await listener.close(graceMs);
+      clearTimeout(timer);
+      shutdown.abort();
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { RpcMetrics } from "../observability/metrics.ts";
+import { sendBody, type HttpRequest as AnyRequest, type HttpResponse as AnyResponse } from "./http-types.ts";
+import type { RequestHandler } from "./one-port-listener.ts";
+
+/** The handlers a request can end up in, in the order they are tried. */
+export interface DispatchTargets {
+  readonly metrics: RpcMetrics;
+  /** Native unary gRPC over HTTP/2; false when the call is not one it serves. */
+  readonly grpcUnary: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
+  /** REST transcoding; resolves false when no REST route matches. */
+  readonly rest: (req: AnyRequest, res: AnyResponse) => Promise<boolean>;
+  /** connect-node: Connect, gRPC and gRPC-Web; answers unknown paths itself. */
+  readonly connect: (req: AnyRequest, res: AnyResponse) => void;
+  /** Plain HTTP liveness/readiness for load balancers that do not speak gRPC health. */
+  readonly ready: () => boolean;
+}
+
+/**
+ * Sends each request to the transport that owns it. RPC paths (`/package.Service/Method`)
+ * never match a REST template, so they skip the REST route table.
+ */
+export function createDispatcher(targets: DispatchTargets): RequestHandler {
+  return (req, res) => {
+    const url = req.url ?? "/";
+    if (req.httpVersionMajor === 2 && targets.grpcUnary(req as Http2ServerRequest, res as Http2ServerResponse)) return;
+    if (isRpcPath(url)) return targets.connect(req, res);
+    if (req.method === "GET" && (url === "/metrics" || url === "/healthz" || url === "/readyz")) {
+      return void serveOperations(url, targets, res);
+    }
+    targets.rest(req, res).then(
+      (answered) => {
+        if (!answered) targets.connect(req, res);
+      },
+      () => {
+        if (!res.headersSent) sendBody(res, 500, "text/plain", "internal error\n");
+      },
+    );
+  };
+}
+
+/** `/package.Service/Method`: the first path segment of an RPC holds a dot, a REST path's never does. */
+function isRpcPath(url: string): boolean {
+  const end = url.indexOf("/", 1);
+  return url.slice(1, end === -1 ? undefined : end).includes(".");
+}
+
+async function serveOperations(url: string, targets: DispatchTargets, res: AnyResponse): Promise<void> {
+  if (url === "/metrics") {
+    const { contentType, body } = await targets.metrics.render();
+    return sendBody(res, 200, contentType, body);
+  }
+  const ok = url === "/healthz" || targets.ready();
+  sendBody(res, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "not ready\n");
+}

@@ -1,0 +1,94 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { Duplex } from "node:stream";
+import type { HttpRequest, HttpResponse } from "./http-types.ts";
+
+/** Handles one HTTP request, whichever HTTP version carried it. */
+export type RequestHandler = (req: HttpRequest, res: HttpResponse) => void;
+
+/** Certificate and key in PEM, to serve TLS (HTTP/2 by ALPN, HTTP/1.1 otherwise). */
+export interface TlsMaterial {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+/** A listening endpoint that can drain and close. */
+export interface OnePortListener {
+  readonly server: net.Server;
+  listen(port: number, host: string): Promise<number>;
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes what is left. */
+  close(graceMs: number): Promise<void>;
+}
+
+const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+/**
+ * One port for every protocol. With TLS, ALPN picks HTTP/2 or HTTP/1.1. Without it,
+ * Node's cleartext HTTP/2 server refuses HTTP/1.1, so a plain TCP server reads the
+ * first bytes of each connection and hands it to the HTTP/2 server when they are the
+ * HTTP/2 connection preface (prior knowledge, as gRPC clients send), else to the
+ * HTTP/1.1 server.
+ */
+export function createOnePortListener(handler: RequestHandler, tls?: TlsMaterial): OnePortListener {
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const h2Options: http2.ServerOptions = { settings: { maxConcurrentStreams: 1000 } };
+  const h2 = tls
+    ? http2.createSecureServer({ ...h2Options, allowHTTP1: true, cert: tls.cert, key: tls.key }, handler as never)
+    : http2.createServer(h2Options, handler as never);
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  const h1 = http.createServer(
+    { requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 },
+    handler as never,
+  );
+  const server = tls ? (h2 as net.Server) : net.createServer((socket) => sniff(socket, h1, h2));
+
+  return {
+    server,
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          resolve((server.address() as net.AddressInfo).port);
+        });
+      }),
+    close: async (graceMs) => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+      const timer = setTimeout(() => {
+        for (const session of sessions) session.destroy();
+        h1.closeAllConnections();
+      }, graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Routes a cleartext connection by its first bytes. */
+function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+  let seen: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+    const compared = Math.min(seen.length, http2Preface.length);
+    const couldBeHttp2 = seen.subarray(0, compared).equals(http2Preface.subarray(0, compared));
+    if (couldBeHttp2 && compared < 4) return; // "P", "PR", "PRI" also start POST/PUT/PATCH: wait for more.
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(seen);
+    if (couldBeHttp2) {
+      // The HTTP/2 session reads the socket itself; resuming it here would lose data.
+      h2.emit("connection", socket as Duplex);
+    } else {
+      h1.emit("connection", socket);
+      socket.resume();
+    }
+  };
+  socket.on("data", onData);
+  socket.on("error", () => socket.destroy());
+}

@@ -1,0 +1,42 @@
+import { loadConfig } from "../../src/config/config.ts";
+import { type RunningApp, startApp } from "../../src/app/start-app.ts";
+import { createLogger } from "../../src/observability/logger.ts";
+import { createTestDatabase, type TestDatabase } from "./test-database.ts";
+
+/** A running service on a fresh database of the real PostgreSQL, on a free port. */
+export interface TestApp {
+  readonly app: RunningApp;
+  readonly database: TestDatabase;
+  /** `http://127.0.0.1:PORT`. */
+  readonly baseUrl: string;
+  /** `127.0.0.1:PORT`, for grpc-js. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the whole service the way `npm start` does (same wiring, same pipeline),
+ * configured through environment variables, on its own database.
+ */
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const database = await createTestDatabase();
+  const config = loadConfig({
+    DATABASE_URL: database.url,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "silent",
+    SHUTDOWN_GRACE_MS: "2000",
+    ...env,
+  });
+  const app = await startApp(config, createLogger(config.logLevel));
+  return {
+    app,
+    database,
+    baseUrl: `http://127.0.0.1:${app.port}`,
+    address: `127.0.0.1:${app.port}`,
+    close: async () => {
+      await app.stop();
+      await database.drop();
+    },
+  };
+}
