@@ -1,5 +1,9 @@
 import { create, createFileRegistry, type DescMessage, type DescService } from "@bufbuild/protobuf";
-import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FileDescriptorProtoSchema,
+} from "@bufbuild/protobuf/wkt";
 
 /**
  * `bench.v1.EchoService/Echo(EchoMessage) returns (EchoMessage)` with

@@ -45,6 +45,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       }),
       logger,
       readMaxBytes: config.readMaxBytes,
+      corsAllowedOrigins: config.corsAllowedOrigins,
       tls: config.tls && { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) },
       collectProcessMetrics: true,
     });

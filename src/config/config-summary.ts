@@ -18,6 +18,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     natsUrl: redactUrl(config.natsUrl) ?? "in-process",
     redisUrl: redactUrl(config.redisUrl) ?? "in-process",
     readMaxBytes: config.readMaxBytes,
+    corsAllowedOrigins: config.corsAllowedOrigins,
     shutdownGraceMs: config.shutdownGraceMs,
     simulators: config.simulators,
     siblings: Object.fromEntries(

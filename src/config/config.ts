@@ -51,6 +51,11 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /** READ_MAX_BYTES: the largest request message accepted, in bytes. */
   readonly readMaxBytes: number;
+  /**
+   * CORS_ALLOWED_ORIGINS: browser origins (`https://app.example.com`) allowed to call
+   * the service with gRPC-Web, Connect or REST. Empty: no cross-origin calls.
+   */
+  readonly corsAllowedOrigins: readonly string[];
   /** SHUTDOWN_GRACE_MS: how long in-flight calls may run after SIGTERM. */
   readonly shutdownGraceMs: number;
   /** SIMULATORS: `embedded` starts a simulator for each sibling without a URL; `off` starts none. */
@@ -106,6 +111,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     redisUrl: read.url("REDIS_URL", ["redis", "rediss"]),
     // Connect's default is ~4 GiB; a profile is a few KiB.
     readMaxBytes: read.integer("READ_MAX_BYTES", mebibyte, 1024, 64 * mebibyte),
+    corsAllowedOrigins: readOrigins(read),
     shutdownGraceMs: read.integer("SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     simulators: read.oneOf("SIMULATORS", ["embedded", "off"], defaultSimulators(siblings)),
     siblings,
@@ -150,4 +156,30 @@ function readTls(read: EnvReader): TlsFiles | undefined {
     return undefined;
   }
   return certFile !== undefined && keyFile !== undefined ? Object.freeze({ certFile, keyFile }) : undefined;
+}
+
+/** A comma-separated list of exact origins; `*` is refused: health data is not for any site. */
+function readOrigins(read: EnvReader): readonly string[] {
+  const raw = read.raw("CORS_ALLOWED_ORIGINS");
+  if (raw === undefined) return Object.freeze([]);
+  const origins = raw
+    .split(",")
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !["http:", "https:"].includes(parsed.protocol) || parsed.origin !== origin) {
+      read.problem(
+        "CORS_ALLOWED_ORIGINS",
+        "must list exact origins like https://app.example.com, separated by commas (no paths, no *)",
+      );
+      return Object.freeze([]);
+    }
+  }
+  return Object.freeze(origins);
 }

@@ -1,5 +1,5 @@
 import { create, isMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../observability/logger.ts";
 import type { RpcMetrics } from "../observability/metrics.ts";
@@ -56,49 +56,74 @@ export function buildRpcTable(registrations: readonly ServiceRegistration[], dep
 
 function wrapUnary(method: DescMethod, handler: AnyUnary, deps: PipelineDeps) {
   return async (request: Message, context: HandlerContext): Promise<Message> => {
-    const started = performance.now();
-    let code = "ok";
+    const call = beginCall(context, deps, method);
     try {
-      begin(context, deps, method, request);
+      call.validate(request);
       const result = await handler(request, context);
-      return isMessage(result, method.output) ? result : create(method.output, result as Record<string, unknown>);
+      call.succeeded();
+      return asOutput(method, result);
     } catch (error) {
-      const clientError = toClientError(error, callLogger(deps, context, method));
-      code = Code[clientError.code];
-      throw clientError;
-    } finally {
-      deps.metrics.observe(method.name, context.protocolName, code, (performance.now() - started) / 1000);
+      throw call.failed(error);
     }
   };
 }
 
 function wrapStream(method: DescMethod, handler: AnyStream, deps: PipelineDeps) {
   return async function* (request: Message, context: HandlerContext): AsyncIterable<Message> {
-    const started = performance.now();
-    let code = "ok";
+    const call = beginCall(context, deps, method);
     try {
-      begin(context, deps, method, request);
-      for await (const item of handler(request, context)) {
-        yield isMessage(item, method.output) ? item : create(method.output, item as Record<string, unknown>);
-      }
+      call.validate(request);
+      for await (const item of handler(request, context)) yield asOutput(method, item);
+      call.succeeded();
     } catch (error) {
-      const clientError = toClientError(error, callLogger(deps, context, method));
-      code = Code[clientError.code];
-      throw clientError;
-    } finally {
-      deps.metrics.observe(method.name, context.protocolName, code, (performance.now() - started) / 1000);
+      throw call.failed(error);
     }
   };
 }
 
-/** Assigns the request id and refuses invalid requests before any handler runs. */
-function begin(context: HandlerContext, deps: PipelineDeps, method: DescMethod, request: Message): void {
+function asOutput(method: DescMethod, result: unknown): Message {
+  return isMessage(result, method.output) ? result : create(method.output, result as Record<string, unknown>);
+}
+
+/**
+ * Starts the bookkeeping of one call: assigns its request id (a caller's
+ * `x-request-id` when well-formed), and on completion records metrics and logs.
+ * Successes log at debug (the hot path stays cheap at the default level); client
+ * errors at info; anything that became INTERNAL was logged at error by the mapping.
+ */
+function beginCall(context: HandlerContext, deps: PipelineDeps, method: DescMethod) {
+  const started = performance.now();
   const offered = context.requestHeader.get("x-request-id");
   const requestId = offered && requestIdPattern.test(offered) ? offered : randomUUID();
   context.values.set(requestIdKey, requestId);
   context.responseHeader.set("x-request-id", requestId);
-  const invalid = deps.validator.check(method.input, request);
-  if (invalid) throw invalid;
+  const finish = (code: string): number => {
+    const seconds = (performance.now() - started) / 1000;
+    deps.metrics.observe(method.name, context.protocolName, code, seconds);
+    return Math.round(seconds * 1e4) / 10;
+  };
+  return {
+    /** Refuses a request that breaks its protovalidate rules before any handler runs. */
+    validate(request: Message): void {
+      const invalid = deps.validator.check(method.input, request);
+      if (invalid) throw invalid;
+    },
+    succeeded(): void {
+      const ms = finish("ok");
+      if (deps.logger.isLevelEnabled("debug")) {
+        deps.logger.debug({ requestId, rpc: methodPath(method), protocol: context.protocolName, ms }, "rpc ok");
+      }
+    },
+    failed(error: unknown): ConnectError {
+      const log = callLogger(deps, context, method);
+      const clientError = toClientError(error, log);
+      const ms = finish(Code[clientError.code]);
+      if (clientError.code !== Code.Internal) {
+        log.info({ protocol: context.protocolName, code: Code[clientError.code], ms }, "rpc refused");
+      }
+      return clientError;
+    },
+  };
 }
 
 function callLogger(deps: PipelineDeps, context: HandlerContext, method: DescMethod): Logger {

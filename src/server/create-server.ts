@@ -7,6 +7,7 @@ import { RequestValidator } from "../rpc/request-validation.ts";
 import type { RpcTable } from "../rpc/rpc-table.ts";
 import { createGrpcUnaryHandler } from "./grpc-unary.ts";
 import { HealthState, healthRegistration } from "./health/health-service.ts";
+import { createCors } from "./cors.ts";
 import { createDispatcher } from "./http-dispatch.ts";
 import type { HttpRequest, HttpResponse } from "./http-types.ts";
 import { createOnePortListener, type TlsMaterial } from "./one-port-listener.ts";
@@ -21,6 +22,8 @@ export interface ServerOptions {
   /** Largest request message, in bytes (Connect's own default is ~4 GiB: never use it). */
   readonly readMaxBytes: number;
   readonly tls?: TlsMaterial;
+  /** Browser origins allowed to call (CORS); none by default. */
+  readonly corsAllowedOrigins?: readonly string[];
   /** Process-wide metrics (CPU, memory) belong to the one server main.ts runs, not to test servers. */
   readonly collectProcessMetrics?: boolean;
 }
@@ -68,6 +71,7 @@ export function createServer(options: ServerOptions): PatientServer {
     rest: (req, res) => rest.handle(req, res),
     connect: connect as (req: HttpRequest, res: HttpResponse) => void,
     ready: () => accepting,
+    cors: createCors(options.corsAllowedOrigins ?? []),
   });
   const listener = createOnePortListener(dispatch, options.tls);
 

@@ -14,6 +14,8 @@ export interface DispatchTargets {
   readonly connect: (req: AnyRequest, res: AnyResponse) => void;
   /** Plain HTTP liveness/readiness for load balancers that do not speak gRPC health. */
   readonly ready: () => boolean;
+  /** Adds CORS headers; true when it answered a preflight. */
+  readonly cors: (req: AnyRequest, res: AnyResponse) => boolean;
 }
 
 /**
@@ -24,6 +26,7 @@ export function createDispatcher(targets: DispatchTargets): RequestHandler {
   return (req, res) => {
     const url = req.url ?? "/";
     if (req.httpVersionMajor === 2 && targets.grpcUnary(req as Http2ServerRequest, res as Http2ServerResponse)) return;
+    if (targets.cors(req, res)) return;
     if (isRpcPath(url)) return targets.connect(req, res);
     if (req.method === "GET" && (url === "/metrics" || url === "/healthz" || url === "/readyz")) {
       return void serveOperations(url, targets, res);

@@ -45,6 +45,13 @@ export function createOnePortListener(handler: RequestHandler, tls?: TlsMaterial
     handler as never,
   );
   const server = tls ? (h2 as net.Server) : net.createServer((socket) => sniff(socket, h1, h2));
+  // Every connection, whichever server ends up owning it, so none outlives the grace period
+  // (HTTP/1.1 keep-alive connections on the TLS server are tracked by nobody else).
+  const sockets = new Set<net.Socket>();
+  server.on("connection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
 
   return {
     server,
@@ -63,6 +70,7 @@ export function createOnePortListener(handler: RequestHandler, tls?: TlsMaterial
       const timer = setTimeout(() => {
         for (const session of sessions) session.destroy();
         h1.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
       }, graceMs);
       await closed;
       clearTimeout(timer);

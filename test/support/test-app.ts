@@ -18,7 +18,10 @@ export interface TestApp {
  * Starts the whole service the way `npm start` does (same wiring, same pipeline),
  * configured through environment variables, on its own database.
  */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  options: { logs?: NodeJS.WritableStream } = {},
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const config = loadConfig({
     DATABASE_URL: database.url,
@@ -28,7 +31,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     SHUTDOWN_GRACE_MS: "2000",
     ...env,
   });
-  const app = await startApp(config, createLogger(config.logLevel));
+  const app = await startApp(config, createLogger(config.logLevel, options.logs as never));
   return {
     app,
     database,

@@ -1,0 +1,51 @@
+import type { BenchDatabase } from "./bench-database.ts";
+import type { CpuPinning } from "./cpu-pinning.ts";
+import type { LoadResult } from "./load-result.ts";
+import type { ChildSpec } from "./pinned-child.ts";
+import type { BenchSettings, TargetId } from "./settings.ts";
+
+/** What every target gets from bench/run.ts. */
+export interface BenchContext {
+  readonly settings: BenchSettings;
+  readonly pinning: CpuPinning;
+  readonly database: BenchDatabase;
+  /** The service's DB_POOL_MAX, given to the service and to the raw `pg` pool alike. */
+  readonly poolMax: number;
+  /** Random per run: email prefixes start with it. */
+  readonly runId: string;
+  /** Where --cpu-prof writes, when profiling. */
+  readonly profileDir: string;
+  /** `patients/{id}` of the profile GetPatient reads, once a target has created it. */
+  patientName: string | undefined;
+}
+
+/** One measured target. */
+export interface BenchTarget {
+  readonly id: TargetId;
+  /** What is measured, for the table. */
+  readonly label: string;
+  /** Protocol and load generator, for the table. */
+  readonly via: string;
+  run(context: BenchContext): Promise<TargetOutcome>;
+}
+
+/** A target's measured run, with what was checked. */
+export interface TargetOutcome {
+  readonly load: LoadResult;
+  /** Every failed request seen anywhere (load generator, server counters, row counts); 0 for a valid result. */
+  readonly failures: number;
+  /** What was verified, one line each, for the report. */
+  readonly checks: readonly string[];
+}
+
+/** The child spec of a server under test: pinned to the server core, profiled when asked. */
+export function serverSpec(context: BenchContext, id: TargetId, spec: Omit<ChildSpec, "core">): ChildSpec {
+  const profiled = context.settings.profile.includes(id);
+  return {
+    ...spec,
+    core: context.pinning.serverCore,
+    nodeArgs: profiled
+      ? ["--cpu-prof", `--cpu-prof-dir=${context.profileDir}`, `--cpu-prof-name=${id}.cpuprofile`]
+      : [],
+  };
+}

@@ -1,0 +1,80 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { PatientSchema } from "../gen/telemed/patient/v1/patient_pb.js";
+import { Sex } from "../gen/telemed/patient/v1/patient_pb.js";
+
+/**
+ * The profile every bench create stores: a complete one (address, insurance, an
+ * emergency contact), like test/support/patient-fixtures.ts. Only the email changes.
+ */
+export function benchPatient(email: string): MessageInitShape<typeof PatientSchema> {
+  return {
+    legalName: { givenName: "Asha", familyName: "Rao" },
+    birthDate: { year: 1990, month: 4, day: 12 },
+    sex: Sex.FEMALE,
+    contact: {
+      email,
+      phone: "+919812345678",
+      address: { lines: ["12 MG Road"], locality: "Bengaluru", region: "KA", postalCode: "560001", regionCode: "IN" },
+    },
+    preferredLanguage: "en-IN",
+    upiId: "asha.rao@okaxis",
+    insurance: {
+      provider: "Star Health",
+      policyNumber: "P-123",
+      memberId: "M-9",
+      validUntil: { year: 2030, month: 1, day: 31 },
+    },
+    emergencyContacts: [{ displayName: "Ravi Rao", relationship: "spouse", phone: "+919800000001" }],
+  };
+}
+
+/**
+ * The same profile as the `patients` row the service writes for it (columns of
+ * src/db/migrations, jsonb values shaped as src/patients/patient-entity.ts stores
+ * them), without id and timestamps, which the writer sets.
+ */
+export function benchPatientColumns(email: string): Record<string, string | number | null> {
+  return {
+    given_name: "Asha",
+    family_name: "Rao",
+    birth_date: "1990-04-12",
+    sex: "female",
+    email,
+    phone: "+919812345678",
+    preferred_language: "en-IN",
+    upi_id: "asha.rao@okaxis",
+    address: JSON.stringify({
+      lines: ["12 MG Road"],
+      locality: "Bengaluru",
+      region: "KA",
+      postalCode: "560001",
+      regionCode: "IN",
+    }),
+    insurance: JSON.stringify({
+      provider: "Star Health",
+      policyNumber: "P-123",
+      memberId: "M-9",
+      validUntil: { year: 2030, month: 1, day: 31 },
+    }),
+    emergency_contacts: JSON.stringify([{ displayName: "Ravi Rao", relationship: "spouse", phone: "+919800000001" }]),
+    version: 1,
+    create_request_id: null,
+  };
+}
+
+/** Digits of the counter in a bench email: fixed width, so every email has the same length. */
+const counterDigits = 10;
+
+/**
+ * `bench.<prefix>.<n>@example.com` with `n` zero-padded to a fixed width: distinct
+ * for every `n`, the same length for all, and lowercase (the service stores emails
+ * lowercased). `prefix` keeps runs and targets apart, and lets the bench count rows.
+ */
+export function benchEmail(prefix: string, n: number): string {
+  return `bench.${prefix}.${String(n).padStart(counterDigits, "0")}@example.com`;
+}
+
+/** The placeholder counter in a `benchEmail(prefix, 0)`, and where it starts within the email. */
+export function emailCounterSpan(prefix: string): { readonly offset: number; readonly length: number } {
+  return { offset: `bench.${prefix}.`.length, length: counterDigits };
+}

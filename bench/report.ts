@@ -1,0 +1,97 @@
+import type { BenchTarget, TargetOutcome } from "./bench-context.ts";
+import { ratioSpecs } from "./ratios.ts";
+import type { TargetId } from "./settings.ts";
+
+/** A target with its outcome, or the error that stopped it. */
+export interface TargetReport {
+  readonly target: BenchTarget;
+  readonly outcome?: TargetOutcome;
+  readonly error?: string;
+}
+
+/** One computed ratio. `value` is undefined when either side is missing or not valid. */
+export interface RatioReport {
+  readonly key: string;
+  readonly label: string;
+  readonly value: number | undefined;
+  readonly goal: number | undefined;
+  readonly met: boolean | undefined;
+}
+
+/** A result counts only when every request succeeded. */
+export function isValid(report: TargetReport | undefined): boolean {
+  return report?.outcome !== undefined && report.outcome.failures === 0;
+}
+
+/** Every ratio whose two targets ran. */
+export function computeRatios(reports: readonly TargetReport[]): RatioReport[] {
+  const byId = new Map<TargetId, TargetReport>(reports.map((report) => [report.target.id, report]));
+  return ratioSpecs
+    .filter((spec) => byId.has(spec.numerator) && byId.has(spec.denominator))
+    .map((spec) => {
+      const top = byId.get(spec.numerator);
+      const bottom = byId.get(spec.denominator);
+      const value =
+        isValid(top) && isValid(bottom)
+          ? (top?.outcome?.load.rps as number) / (bottom?.outcome?.load.rps as number)
+          : undefined;
+      const met = spec.goal === undefined || value === undefined ? undefined : value >= spec.goal;
+      return { key: spec.key, label: spec.label, value, goal: spec.goal, met };
+    });
+}
+
+const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : "-");
+
+/** The results as a Markdown table, then the ratios as a second one. */
+export function renderTables(reports: readonly TargetReport[], ratios: readonly RatioReport[]): string {
+  const lines = [
+    "| target | via | rps | p50 ms | p99 ms | failed |",
+    "|---|---|--:|--:|--:|--:|",
+    ...reports.map(({ target, outcome, error }) =>
+      outcome
+        ? `| ${target.label} | ${target.via} | ${fixed(outcome.load.rps, 0)} | ${fixed(outcome.load.p50Ms, 2)} | ${fixed(outcome.load.p99Ms, 2)} | ${outcome.failures === 0 ? "0" : `**${outcome.failures} (not a result)**`} |`
+        : `| ${target.label} | ${target.via} | - | - | - | **error: ${(error ?? "").split("\n")[0]}** |`,
+    ),
+    "",
+    "| ratio (rps) | value | goal | met |",
+    "|---|--:|--:|---|",
+    ...ratios.map(
+      (ratio) =>
+        `| ${ratio.label} | ${ratio.value === undefined ? "n/a" : `${fixed(ratio.value, 2)}x`} | ${ratio.goal === undefined ? "(reference)" : `>= ${ratio.goal}x`} | ${ratio.met === undefined ? (ratio.goal === undefined ? "" : "no result") : ratio.met ? "met" : "NOT met"} |`,
+    ),
+  ];
+  return lines.join("\n");
+}
+
+/** The one-line JSON summary (for the README): rps and latencies per target, ratios and goals. */
+export function jsonSummary(
+  reports: readonly TargetReport[],
+  ratios: readonly RatioReport[],
+  meta: Record<string, unknown>,
+): string {
+  const round = (value: number, digits: number) => (Number.isFinite(value) ? Number(value.toFixed(digits)) : null);
+  const targets = Object.fromEntries(
+    reports.map(({ target, outcome, error }) => [
+      target.id,
+      outcome
+        ? {
+            rps: round(outcome.load.rps, 0),
+            p50Ms: round(outcome.load.p50Ms, 2),
+            p99Ms: round(outcome.load.p99Ms, 2),
+            failed: outcome.failures,
+          }
+        : { error: (error ?? "").split("\n")[0] },
+    ]),
+  );
+  const ratioJson = Object.fromEntries(
+    ratios.map((ratio) => [
+      ratio.key,
+      {
+        value: ratio.value === undefined ? null : round(ratio.value, 3),
+        goal: ratio.goal ?? null,
+        met: ratio.met ?? null,
+      },
+    ]),
+  );
+  return JSON.stringify({ ...meta, targets, ratios: ratioJson });
+}
