@@ -6,6 +6,7 @@ import { createOrm } from "../db/orm.ts";
 import type { Logger } from "../observability/logger.ts";
 import { PatientRepository } from "../patients/patient-repository.ts";
 import { createServer, type PatientServer } from "../server/create-server.ts";
+import { type RunningSiblings, startSiblings } from "../siblings/start-siblings.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { serviceRegistrations } from "./registrations.ts";
 
@@ -13,6 +14,8 @@ import { serviceRegistrations } from "./registrations.ts";
 export interface RunningApp {
   readonly port: number;
   readonly server: PatientServer;
+  /** The sibling services' clients, and their simulators in embedded mode (tests drive them). */
+  readonly siblings: RunningSiblings;
   /** Drains the server, then closes what it used, in reverse order of opening. */
   stop(): Promise<void>;
 }
@@ -37,12 +40,12 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     closers.push(() => orm.close());
     const applied = await migrateUp(orm);
     if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
+    const clock = overrides.clock ?? systemClock;
+    const siblings = await startSiblings(config, logger, { clock });
+    closers.push(() => siblings.stop());
 
     const server = createServer({
-      registrations: serviceRegistrations({
-        patients: new PatientRepository(orm),
-        clock: overrides.clock ?? systemClock,
-      }),
+      registrations: serviceRegistrations({ patients: new PatientRepository(orm), clock }),
       logger,
       readMaxBytes: config.readMaxBytes,
       corsAllowedOrigins: config.corsAllowedOrigins,
@@ -55,7 +58,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       { port, host: config.host, tls: config.tls !== undefined, pid: process.pid },
       "patient service listening",
     );
-    return { port, server, stop: () => closeAll(closers) };
+    return { port, server, siblings, stop: () => closeAll(closers) };
   } catch (error) {
     await closeAll(closers);
     throw error;
