@@ -1,9 +1,9 @@
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
+import { type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { RpcTable, UnaryCall } from "../rpc/rpc-table.ts";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { createGrpcCallContext } from "./grpc-call-context.ts";
 
 /** Options of the native gRPC path. */
 export interface GrpcUnaryOptions {
@@ -48,39 +48,26 @@ function serve(
   options: GrpcUnaryOptions,
 ): void {
   const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), maxTimeoutMs);
-  const clientGone = new AbortController();
-  req.once("close", () => clientGone.abort(new ConnectError("client closed the stream", Code.Canceled)));
-  const context = createHandlerContext({
-    service,
-    method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: req.url,
-    timeoutMs: timeout.timeoutMs,
-    shutdownSignal: options.shutdownSignal,
-    requestSignal: clientGone.signal,
-    requestHeader: incomingHeaders(req),
-    contextValues: createContextValues(),
-  });
+  const { context, release } = createGrpcCallContext(service, method, req, timeout.timeoutMs, options.shutdownSignal);
   let answered = false;
   const finish = (frame: Uint8Array | undefined, error: ConnectError | undefined) => {
     if (answered) return;
     answered = true;
-    context.abort();
+    context.signal.removeEventListener("abort", onAbort);
+    release();
     if (res.stream.destroyed) return;
     const head: Record<string, string> = { "content-type": "application/grpc+proto" };
     context.responseHeader.forEach((value, key) => {
       head[key] = value;
     });
     res.writeHead(200, head);
-    const trailer = setTrailerStatus(new Headers(context.responseTrailer), error);
-    res.addTrailers(Object.fromEntries(trailer));
+    res.addTrailers(Object.fromEntries(setTrailerStatus(new Headers(context.responseTrailer), error)));
     if (frame) res.end(frame);
     else res.end();
   };
-  context.signal.addEventListener("abort", () => finish(undefined, ConnectError.from(context.signal.reason)), {
-    once: true,
-  });
+  // A deadline, the client going away or shutdown answers at once; the handler's late result is dropped.
+  const onAbort = () => finish(undefined, ConnectError.from(context.signal.reason));
+  context.signal.addEventListener("abort", onAbort, { once: true });
   if (timeout.error) {
     finish(undefined, timeout.error);
     return;
@@ -136,16 +123,6 @@ function frame(message: Uint8Array): Buffer {
   out.writeUInt32BE(message.length, 1);
   out.set(message, 5);
   return out;
-}
-
-/** Request metadata as Headers, without HTTP/2 pseudo-headers. */
-function incomingHeaders(req: Http2ServerRequest): Headers {
-  const headers = new Headers();
-  for (const [key, value] of Object.entries(req.headers)) {
-    if (key.startsWith(":") || value === undefined) continue;
-    headers.set(key, Array.isArray(value) ? value.join(", ") : value);
-  }
-  return headers;
 }
 
 function headerValue(value: string | string[] | undefined): string | null {

@@ -37,6 +37,7 @@ export function grpcUnary<M extends DescMethod & { methodKind: "unary" }>(
   method: M,
   request: MessageInitShape<M["input"]>,
   metadata = new grpc.Metadata(),
+  options: grpc.CallOptions = {},
 ): Promise<MessageShape<M["output"]>> {
   const fn = (client as unknown as Record<string, Function>)[method.localName] as Function;
   return new Promise((resolve, reject) => {
@@ -44,6 +45,7 @@ export function grpcUnary<M extends DescMethod & { methodKind: "unary" }>(
       client,
       create(method.input, request),
       metadata,
+      options,
       (error: grpc.ServiceError | null, response: MessageShape<M["output"]>) =>
         error ? reject(error) : resolve(response),
     );

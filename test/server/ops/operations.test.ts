@@ -7,11 +7,12 @@ import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { fromJson } from "@bufbuild/protobuf";
+import { create, fromJson, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PatientSchema } from "../../../gen/telemed/patient/v1/patient_pb.js";
-import { PatientService } from "../../../gen/telemed/patient/v1/patient_service_pb.js";
+import { GetPatientRequestSchema, PatientService } from "../../../gen/telemed/patient/v1/patient_service_pb.js";
 import { newPatientJson } from "../../support/patient-fixtures.ts";
 import { startTestApp, type TestApp } from "../../support/test-app.ts";
 
@@ -187,4 +188,43 @@ describe("CORS for browsers (gRPC-Web, Connect, REST)", () => {
     const other = await preflight("https://evil.example");
     expect(other.headers.get("access-control-allow-origin")).toBeNull();
   });
+});
+
+describe("deadlines on the native gRPC path", () => {
+  it("the server itself answers DEADLINE_EXCEEDED when the handler outlives grpc-timeout", async () => {
+    const t = await startTestApp();
+    const blocker = new pg.Client({ connectionString: t.database.url });
+    try {
+      const client = createClient(PatientService, createGrpcTransport({ baseUrl: t.baseUrl }));
+      const { patient } = await client.createPatient({ patient: fromJson(PatientSchema, newPatientJson() as never) });
+      await blocker.connect();
+      await blocker.query("begin; lock table patients in access exclusive mode");
+      // A raw HTTP/2 call, so the status comes from the server's trailers and not from a
+      // client library enforcing the deadline locally.
+      const body = toBinary(GetPatientRequestSchema, create(GetPatientRequestSchema, { name: patient!.name }));
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, body.length]), body]);
+      const session = http2.connect(t.baseUrl);
+      const started = Date.now();
+      const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/telemed.patient.v1.PatientService/GetPatient",
+          "content-type": "application/grpc",
+          te: "trailers",
+          "grpc-timeout": "300m",
+        });
+        stream.on("trailers", resolve);
+        stream.on("error", reject);
+        stream.resume();
+        stream.end(frame);
+      });
+      session.close();
+      expect(trailers["grpc-status"]).toBe(String(grpc.status.DEADLINE_EXCEEDED));
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await blocker.query("commit").catch(() => undefined);
+      await blocker.end();
+      await t.close();
+    }
+  }, 30_000);
 });
