@@ -5,5 +5,6 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     pool: "forks",
     hookTimeout: 60000,
+    reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });
