@@ -15,8 +15,10 @@ export interface BenchContext {
   readonly runId: string;
   /** Where --cpu-prof writes, when profiling. */
   readonly profileDir: string;
-  /** `patients/{id}` of the profile GetPatient reads, once a target has created it. */
-  patientName: string | undefined;
+  /** `patients/{id}` of the profiles GetPatient reads, once a target has created them; the first is "the patient". */
+  readonly patientNames: string[];
+  /** How many patients the many-patient GetPatient targets spread their reads over. */
+  readonly manyPatients: number;
 }
 
 /** One measured target. */
@@ -36,16 +38,19 @@ export interface TargetOutcome {
   readonly failures: number;
   /** What was verified, one line each, for the report. */
   readonly checks: readonly string[];
+  /** CPU (cores, median over the run) that other work on the machine used meanwhile; set by bench/run.ts. */
+  readonly otherLoadCores?: number | undefined;
 }
 
-/** The child spec of a server under test: pinned to the server core, profiled when asked. */
+/** The child spec of a server under test: pinned to the server core, with BENCH_SERVER_NODE_ARGS, profiled when asked. */
 export function serverSpec(context: BenchContext, id: TargetId, spec: Omit<ChildSpec, "core">): ChildSpec {
   const profiled = context.settings.profile.includes(id);
   return {
     ...spec,
     core: context.pinning.serverCore,
-    nodeArgs: profiled
-      ? ["--cpu-prof", `--cpu-prof-dir=${context.profileDir}`, `--cpu-prof-name=${id}.cpuprofile`]
-      : [],
+    nodeArgs: [
+      ...context.settings.serverNodeArgs,
+      ...(profiled ? ["--cpu-prof", `--cpu-prof-dir=${context.profileDir}`, `--cpu-prof-name=${id}.cpuprofile`] : []),
+    ],
   };
 }

@@ -4,29 +4,37 @@ import {
   CreatePatientResponseSchema,
 } from "../gen/telemed/patient/v1/patient_service_pb.js";
 import type { BenchContext } from "./bench-context.ts";
-import { grpcJsUnary } from "./grpc-js-call.ts";
+import { grpcJsUnaryMany } from "./grpc-js-call.ts";
+import { startChild } from "./pinned-child.ts";
 import { benchEmail, benchPatient } from "./patient-fixture.ts";
 
 /**
- * The profile GetPatient reads: created once per run through the service itself
- * with a real grpc-js client (which also checks that CreatePatient works before
- * any load), and remembered in the context for the later targets.
+ * The profiles GetPatient reads: created through the service itself with a real
+ * grpc-js client (which also checks that CreatePatient works before any load), and
+ * remembered in the context for the later targets. The first one is "the patient"
+ * of the single-patient targets. Returns at least `count` resource names.
  */
-export async function ensureBenchPatient(context: BenchContext, port: number): Promise<string> {
-  if (context.patientName !== undefined) return context.patientName;
-  const request = create(CreatePatientRequestSchema, { patient: benchPatient(benchEmail(`${context.runId}g`, 0)) });
-  const answer = fromBinary(
-    CreatePatientResponseSchema,
-    await grpcJsUnary(
-      `127.0.0.1:${port}`,
-      "/telemed.patient.v1.PatientService/CreatePatient",
-      toBinary(CreatePatientRequestSchema, request),
+export async function ensureBenchPatients(context: BenchContext, port: number, count = 1): Promise<string[]> {
+  const have = context.patientNames.length;
+  if (have >= count) return context.patientNames;
+  const requests = Array.from({ length: count - have }, (_, i) =>
+    toBinary(
+      CreatePatientRequestSchema,
+      create(CreatePatientRequestSchema, { patient: benchPatient(benchEmail(`${context.runId}g`, have + i)) }),
     ),
   );
-  const name = answer.patient?.name;
-  if (!name?.startsWith("patients/")) throw new Error(`CreatePatient answered without a resource name: ${name}`);
-  context.patientName = name;
-  return name;
+  const answers = await grpcJsUnaryMany(
+    `127.0.0.1:${port}`,
+    "/telemed.patient.v1.PatientService/CreatePatient",
+    requests,
+    16,
+  );
+  for (const answer of answers) {
+    const name = fromBinary(CreatePatientResponseSchema, answer).patient?.name;
+    if (!name?.startsWith("patients/")) throw new Error(`CreatePatient answered without a resource name: ${name}`);
+    context.patientNames.push(name);
+  }
+  return context.patientNames;
 }
 
 /** Environment of the service child: the bench database, a free port, the shared pool size. */
@@ -35,7 +43,7 @@ export function serviceEnv(context: BenchContext): Record<string, string> {
     DATABASE_URL: context.database.url,
     PORT: "0",
     HOST: "127.0.0.1",
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: "error",
     DB_POOL_MAX: String(context.poolMax),
   };
 }
@@ -47,4 +55,26 @@ export async function countBenchRows(context: BenchContext, prefix: string): Pro
     [`bench.${prefix}.%`],
   );
   return result.rows[0]?.n ?? 0;
+}
+
+/**
+ * Makes sure the bench database has the service's schema. The service migrates at
+ * start-up, so when no service target has run yet (BENCH_ONLY=pg-insert), it is
+ * started once and stopped again.
+ */
+export async function ensureMigrated(context: BenchContext): Promise<void> {
+  const found = await context.database.query<{ table: string | null }>(
+    `select to_regclass('patients')::text as "table"`,
+  );
+  if (found.rows[0]?.table) return;
+  const service = startChild(context.pinning, {
+    script: "service-server.ts",
+    core: context.pinning.serverCore,
+    env: serviceEnv(context),
+  });
+  try {
+    await service.next("ready");
+  } finally {
+    await service.stop();
+  }
 }

@@ -2,6 +2,7 @@
 export type ChildMessage =
   | { readonly type: "ready"; readonly port: number }
   | { readonly type: "stats"; readonly ok: number; readonly failed: number }
+  | { readonly type: "measuring" }
   | { readonly type: "result"; readonly result: unknown }
   | { readonly type: "error"; readonly message: string };
 
@@ -14,10 +15,13 @@ export interface Counters {
   readonly failed: number;
 }
 
-/** Sends a message to the parent; throws when the child was not started with an IPC channel. */
-export function sendToParent(message: ChildMessage): void {
-  if (!process.send) throw new Error("this file is a bench child process: start it through bench/run.ts");
-  process.send(message);
+/** Sends a message to the parent, resolving once it is handed over (so exiting next loses nothing). */
+export function sendToParent(message: ChildMessage): Promise<void> {
+  const send = process.send?.bind(process);
+  if (!send) throw new Error("this file is a bench child process: start it through bench/run.ts");
+  return new Promise((resolve, reject) => {
+    send(message, undefined, undefined, (error: Error | null) => (error ? reject(error) : resolve()));
+  });
 }
 
 /** The options the parent passed in BENCH_CHILD_OPTIONS (JSON). */
@@ -51,13 +55,25 @@ export function serveParent(counters: () => Counters | Promise<Counters>, stop: 
   process.on("SIGTERM", exit);
 }
 
+/**
+ * For load drivers: exit when bench/run.ts says stop or goes away, whatever the
+ * driver is doing. A driver stays alive after its result until then, so the
+ * parent's readings (CPU of the pool's backends) happen while everything is open.
+ */
+export function exitWhenParentStops(): void {
+  process.on("message", (message: ParentMessage) => {
+    if (message.type === "stop") process.exit(0);
+  });
+  process.on("disconnect", () => process.exit(0));
+}
+
 /** Reports a failure to the parent, then exits non-zero. */
 export function failChild(error: unknown): never {
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  try {
-    sendToParent({ type: "error", message });
-  } catch {
-    process.stderr.write(`${message}\n`);
-  }
-  process.exit(1);
+  process.stderr.write(`${message}\n`);
+  if (!process.send) process.exit(1);
+  // Exit even if the parent is gone and the message never leaves.
+  setTimeout(() => process.exit(1), 2_000).unref();
+  void sendToParent({ type: "error", message }).finally(() => process.exit(1));
+  return undefined as never;
 }

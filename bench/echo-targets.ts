@@ -4,6 +4,7 @@ import { EchoMessageSchema, echoPath, echoText } from "./echo-schema.ts";
 import { grpcFrame } from "./grpc-frame.ts";
 import type { H2loadTarget } from "./h2load.ts";
 import { measureServerWithH2load } from "./h2load-target.ts";
+import { measureServerWithDriver } from "./driver-target.ts";
 import { connectJsonHeaders, grpcHeaders, verifyGrpcTarget, verifyJsonTarget } from "./verify-request.ts";
 
 const echoFrame = grpcFrame(toBinary(EchoMessageSchema, create(EchoMessageSchema, { text: echoText })));
@@ -23,7 +24,25 @@ async function jsonEcho(port: number): Promise<H2loadTarget> {
   return target;
 }
 
-/** The bare echo baselines: grpc-js over gRPC, connect-node over gRPC and over Connect JSON. */
+/** The echo under the bench's driver, verified first with the same bytes h2load would send. */
+function echoWithDriver(protocol: "grpc" | "connect") {
+  return async (port: number) => {
+    const target = await (protocol === "grpc" ? grpcEcho : jsonEcho)(port);
+    return {
+      path: echoPath,
+      protocol,
+      bodies: { kind: "rotate" as const, bodies: [Buffer.from(target.body).toString("base64")] },
+      checks: ["verified one request with the exact driver bytes"],
+    };
+  };
+}
+
+/**
+ * The bare echo baselines: grpc-js over gRPC, connect-node over gRPC and over
+ * Connect JSON, under h2load; and grpc-js and connect-node JSON again under the
+ * bench's driver, the baselines of the many-patient GetPatient targets (a ratio
+ * compares two servers under the same load generator).
+ */
 export const echoTargets: readonly BenchTarget[] = [
   {
     id: "grpc-js-echo",
@@ -56,6 +75,28 @@ export const echoTargets: readonly BenchTarget[] = [
         context,
         serverSpec(context, "connect-echo-json", { script: "connect-echo-server.ts" }),
         jsonEcho,
+      ),
+  },
+  {
+    id: "grpc-js-echo-driver",
+    label: "bare @grpc/grpc-js echo",
+    via: "gRPC, bench driver",
+    run: (context: BenchContext) =>
+      measureServerWithDriver(
+        context,
+        serverSpec(context, "grpc-js-echo-driver", { script: "grpc-js-echo-server.ts" }),
+        echoWithDriver("grpc"),
+      ),
+  },
+  {
+    id: "connect-echo-json-driver",
+    label: "bare connect-node echo",
+    via: "Connect JSON (h2c), bench driver",
+    run: (context: BenchContext) =>
+      measureServerWithDriver(
+        context,
+        serverSpec(context, "connect-echo-json-driver", { script: "connect-echo-server.ts" }),
+        echoWithDriver("connect"),
       ),
   },
 ];

@@ -1,6 +1,7 @@
 import type { BenchContext, TargetOutcome } from "./bench-context.ts";
 import { type H2loadTarget, runH2load } from "./h2load.ts";
 import { type ChildSpec, childStats, startChild } from "./pinned-child.ts";
+import { usagePerCall, usageSnapshot } from "./usage-snapshot.ts";
 
 /**
  * The common run of a server target under h2load: start the server child, let
@@ -21,8 +22,11 @@ export async function measureServerWithH2load(
     const warmup = await runH2load(pinning, target, { seconds: settings.warmupSeconds }, settings.streams);
     if (warmup.failed > 0) throw new Error(`${target.url}: ${warmup.failed} requests failed during warm-up`);
     const before = await childStats(child);
-    const load = await runH2load(pinning, target, settings.amount, settings.streams);
+    const usageBefore = await usageSnapshot(context.database, child.process.pid);
+    const measured = await runH2load(pinning, target, settings.amount, settings.streams);
+    const usageAfter = await usageSnapshot(context.database, child.process.pid);
     const after = await childStats(child);
+    const load = { ...measured, ...usagePerCall(usageBefore, usageAfter, measured.succeeded) };
     const ok = after.ok - before.ok;
     const failedOnServer = after.failed - before.failed;
     const unconfirmed = Math.max(0, load.counts.status2xx - ok);

@@ -97,7 +97,7 @@ function parseLog(log: string): number[] {
   const latencies: number[] = [];
   for (const line of log.split("\n")) {
     const [, status, elapsed] = line.split("\t");
-    if (status !== undefined && status.startsWith("2") && elapsed !== undefined) latencies.push(Number(elapsed) / 1000);
+    if (status?.startsWith("2") && elapsed !== undefined) latencies.push(Number(elapsed) / 1000);
   }
   return latencies;
 }

@@ -10,6 +10,16 @@ export interface LoadResult extends LatencySummary {
   readonly failed: number;
   /** Length of the measured window, in seconds. */
   readonly seconds: number;
+  /**
+   * CPU time (µs) the process under test (the server, or the raw pg driver) used per
+   * successful call in the window, when /proc tells. Less sensitive than rps to other
+   * work on the machine.
+   */
+  readonly cpuUsPerCall?: number | undefined;
+  /** CPU time (µs) all PostgreSQL processes used per successful call in the window. */
+  readonly pgCpuUsPerCall?: number | undefined;
+  /** Statements the bench database ran per successful call (see usage-snapshot.ts). */
+  readonly dbStatementsPerCall?: number | undefined;
 }
 
 /** How long (or how much) each measured run lasts. */

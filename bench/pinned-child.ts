@@ -37,6 +37,11 @@ export function startChild(pinning: CpuPinning, spec: ChildSpec): BenchChild {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     env: { ...process.env, ...spec.env, BENCH_CHILD_OPTIONS: JSON.stringify(spec.options ?? {}) },
   });
+  // Resolves when the child has exited, or never started.
+  const gone = new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    child.once("error", () => resolve());
+  });
   const inbox: ChildMessage[] = [];
   const waiters = new Set<() => void>();
   let exited: string | undefined;
@@ -83,8 +88,7 @@ export function startChild(pinning: CpuPinning, spec: ChildSpec): BenchChild {
     });
 
   const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
     if (child.connected) child.send({ type: "stop" } satisfies ParentMessage);
     else child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);

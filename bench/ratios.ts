@@ -14,14 +14,14 @@ export interface RatioSpec {
 export const ratioSpecs: readonly RatioSpec[] = [
   {
     key: "getPatientGrpcVsGrpcJsEcho",
-    label: "GetPatient gRPC / bare grpc-js echo",
+    label: "GetPatient gRPC (one patient) / bare grpc-js echo (both h2load)",
     numerator: "get-patient-grpc",
     denominator: "grpc-js-echo",
     goal: 0.5,
   },
   {
     key: "getPatientJsonVsConnectJsonEcho",
-    label: "GetPatient Connect JSON / bare connect-node Connect JSON echo",
+    label: "GetPatient Connect JSON (one patient) / bare connect-node Connect JSON echo (both h2load)",
     numerator: "get-patient-json",
     denominator: "connect-echo-json",
     goal: 0.8,
@@ -32,6 +32,27 @@ export const ratioSpecs: readonly RatioSpec[] = [
     numerator: "create-patient",
     denominator: "pg-insert",
     goal: 0.5,
+  },
+  {
+    key: "getPatientGrpcManyVsGrpcJsEchoDriver",
+    label: "cross-check, many patients: GetPatient gRPC / grpc-js echo (both bench driver)",
+    numerator: "get-patient-grpc-many",
+    denominator: "grpc-js-echo-driver",
+    goal: 0.5,
+  },
+  {
+    key: "getPatientJsonManyVsConnectJsonEchoDriver",
+    label: "cross-check, many patients: GetPatient Connect JSON / connect-node JSON echo (both bench driver)",
+    numerator: "get-patient-json-many",
+    denominator: "connect-echo-json-driver",
+    goal: 0.8,
+  },
+  {
+    key: "getPatientGrpcVsRawSelect",
+    label: "GetPatient gRPC (one patient) / raw pg SELECT of that row, one query per read",
+    numerator: "get-patient-grpc",
+    denominator: "pg-select",
+    goal: undefined,
   },
   {
     key: "connectGrpcEchoVsGrpcJsEcho",

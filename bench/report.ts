@@ -1,4 +1,5 @@
 import type { BenchTarget, TargetOutcome } from "./bench-context.ts";
+import { markdownTable } from "./markdown-table.ts";
 import { ratioSpecs } from "./ratios.ts";
 import type { TargetId } from "./settings.ts";
 
@@ -16,6 +17,8 @@ export interface RatioReport {
   readonly value: number | undefined;
   readonly goal: number | undefined;
   readonly met: boolean | undefined;
+  /** Either side ran while other work used the machine: the value is unreliable. */
+  readonly disturbed: boolean;
 }
 
 /** A result counts only when every request succeeded. */
@@ -23,8 +26,8 @@ export function isValid(report: TargetReport | undefined): boolean {
   return report?.outcome !== undefined && report.outcome.failures === 0;
 }
 
-/** Every ratio whose two targets ran. */
-export function computeRatios(reports: readonly TargetReport[]): RatioReport[] {
+/** Every ratio whose two targets ran; `disturbedCores` is the other-load level that makes a run unreliable. */
+export function computeRatios(reports: readonly TargetReport[], disturbedCores: number): RatioReport[] {
   const byId = new Map<TargetId, TargetReport>(reports.map((report) => [report.target.id, report]));
   return ratioSpecs
     .filter((spec) => byId.has(spec.numerator) && byId.has(spec.denominator))
@@ -36,7 +39,8 @@ export function computeRatios(reports: readonly TargetReport[]): RatioReport[] {
           ? (top?.outcome?.load.rps as number) / (bottom?.outcome?.load.rps as number)
           : undefined;
       const met = spec.goal === undefined || value === undefined ? undefined : value >= spec.goal;
-      return { key: spec.key, label: spec.label, value, goal: spec.goal, met };
+      const disturbed = [top, bottom].some((side) => (side?.outcome?.otherLoadCores ?? 0) >= disturbedCores);
+      return { key: spec.key, label: spec.label, value, goal: spec.goal, met, disturbed };
     });
 }
 
@@ -44,23 +48,48 @@ const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value
 
 /** The results as a Markdown table, then the ratios as a second one. */
 export function renderTables(reports: readonly TargetReport[], ratios: readonly RatioReport[]): string {
-  const lines = [
-    "| target | via | rps | p50 ms | p99 ms | failed |",
-    "|---|---|--:|--:|--:|--:|",
-    ...reports.map(({ target, outcome, error }) =>
+  const results = markdownTable(
+    [
+      "target",
+      "via",
+      "rps",
+      "p50 ms",
+      "p99 ms",
+      "CPU µs/call",
+      "PG CPU µs/call",
+      "DB stmts/call",
+      "other load",
+      "failed",
+    ],
+    ["left", "left", "right", "right", "right", "right", "right", "right", "right", "right"],
+    reports.map(({ target, outcome, error }) =>
       outcome
-        ? `| ${target.label} | ${target.via} | ${fixed(outcome.load.rps, 0)} | ${fixed(outcome.load.p50Ms, 2)} | ${fixed(outcome.load.p99Ms, 2)} | ${outcome.failures === 0 ? "0" : `**${outcome.failures} (not a result)**`} |`
-        : `| ${target.label} | ${target.via} | - | - | - | **error: ${(error ?? "").split("\n")[0]}** |`,
+        ? [
+            target.label,
+            target.via,
+            fixed(outcome.load.rps, 0),
+            fixed(outcome.load.p50Ms, 2),
+            fixed(outcome.load.p99Ms, 2),
+            fixed(outcome.load.cpuUsPerCall ?? Number.NaN, 0),
+            fixed(outcome.load.pgCpuUsPerCall ?? Number.NaN, 0),
+            fixed(outcome.load.dbStatementsPerCall ?? Number.NaN, 2),
+            fixed(outcome.otherLoadCores ?? Number.NaN, 2),
+            outcome.failures === 0 ? "0" : `**${outcome.failures} (not a result)**`,
+          ]
+        : [target.label, target.via, "-", "-", "-", "-", "-", "-", "-", `**error: ${(error ?? "").split("\n")[0]}**`],
     ),
-    "",
-    "| ratio (rps) | value | goal | met |",
-    "|---|--:|--:|---|",
-    ...ratios.map(
-      (ratio) =>
-        `| ${ratio.label} | ${ratio.value === undefined ? "n/a" : `${fixed(ratio.value, 2)}x`} | ${ratio.goal === undefined ? "(reference)" : `>= ${ratio.goal}x`} | ${ratio.met === undefined ? (ratio.goal === undefined ? "" : "no result") : ratio.met ? "met" : "NOT met"} |`,
-    ),
-  ];
-  return lines.join("\n");
+  );
+  const ratioTable = markdownTable(
+    ["ratio (rps)", "value", "goal", "met"],
+    ["left", "right", "right", "left"],
+    ratios.map((ratio) => [
+      ratio.label,
+      ratio.value === undefined ? "n/a" : `${fixed(ratio.value, 2)}x`,
+      ratio.goal === undefined ? "(reference)" : `>= ${ratio.goal}x`,
+      `${ratio.met === undefined ? (ratio.goal === undefined ? "" : "no result") : ratio.met ? "met" : "NOT met"}${ratio.disturbed ? " (other work ran meanwhile: unreliable)" : ""}`,
+    ]),
+  );
+  return ratios.length === 0 ? results : `${results}\n\n${ratioTable}`;
 }
 
 /** The one-line JSON summary (for the README): rps and latencies per target, ratios and goals. */
@@ -78,6 +107,10 @@ export function jsonSummary(
             rps: round(outcome.load.rps, 0),
             p50Ms: round(outcome.load.p50Ms, 2),
             p99Ms: round(outcome.load.p99Ms, 2),
+            cpuUsPerCall: round(outcome.load.cpuUsPerCall ?? Number.NaN, 0),
+            pgCpuUsPerCall: round(outcome.load.pgCpuUsPerCall ?? Number.NaN, 0),
+            dbStatementsPerCall: round(outcome.load.dbStatementsPerCall ?? Number.NaN, 2),
+            otherLoadCores: round(outcome.otherLoadCores ?? Number.NaN, 2),
             failed: outcome.failures,
           }
         : { error: (error ?? "").split("\n")[0] },
@@ -90,6 +123,7 @@ export function jsonSummary(
         value: ratio.value === undefined ? null : round(ratio.value, 3),
         goal: ratio.goal ?? null,
         met: ratio.met ?? null,
+        disturbed: ratio.disturbed,
       },
     ]),
   );

@@ -1,115 +1,143 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { GetPatientRequestSchema, GetPatientResponseSchema } from "../gen/telemed/patient/v1/patient_service_pb.js";
 import { type BenchContext, type BenchTarget, serverSpec, type TargetOutcome } from "./bench-context.ts";
-import { countBenchRows, ensureBenchPatient, serviceEnv } from "./bench-patient.ts";
-import type { CreatePatientLoadOptions, CreatePatientLoadReport } from "./create-patient-load.ts";
+import { countBenchRows, ensureBenchPatients, serviceEnv } from "./bench-patient.ts";
 import { grpcFrame } from "./grpc-frame.ts";
+import { grpcJsUnaryMany } from "./grpc-js-call.ts";
+import { type DriverLoad, measureServerWithDriver } from "./driver-target.ts";
 import type { H2loadTarget } from "./h2load.ts";
 import { measureServerWithH2load } from "./h2load-target.ts";
-import { childStats, startChild } from "./pinned-child.ts";
+import type { TargetId } from "./settings.ts";
 import { connectJsonHeaders, grpcHeaders, verifyGrpcTarget, verifyJsonTarget } from "./verify-request.ts";
 
 const getPatientPath = "/telemed.patient.v1.PatientService/GetPatient";
+const createPatientPath = "/telemed.patient.v1.PatientService/CreatePatient";
 
-function getPatientGrpc(context: BenchContext) {
-  return async (port: number): Promise<H2loadTarget> => {
-    const name = await ensureBenchPatient(context, port);
-    const body = grpcFrame(toBinary(GetPatientRequestSchema, create(GetPatientRequestSchema, { name })));
-    const target = { url: `http://127.0.0.1:${port}${getPatientPath}`, body, headers: grpcHeaders };
-    const answer = fromBinary(GetPatientResponseSchema, await verifyGrpcTarget(target));
-    if (answer.patient?.name !== name) throw new Error(`GetPatient over gRPC answered ${answer.patient?.name}`);
-    return target;
+const getPatientGrpcBody = (name: string) =>
+  grpcFrame(toBinary(GetPatientRequestSchema, create(GetPatientRequestSchema, { name })));
+const getPatientJsonBody = (name: string) => Buffer.from(JSON.stringify({ name }));
+
+/** GetPatient over gRPC of one patient, checked once with the exact bytes and with grpc-js. */
+async function verifiedGetPatientGrpc(port: number, name: string): Promise<H2loadTarget> {
+  const target = {
+    url: `http://127.0.0.1:${port}${getPatientPath}`,
+    body: getPatientGrpcBody(name),
+    headers: grpcHeaders,
   };
+  const answer = fromBinary(GetPatientResponseSchema, await verifyGrpcTarget(target));
+  if (answer.patient?.name !== name) throw new Error(`GetPatient over gRPC answered ${answer.patient?.name}`);
+  return target;
 }
 
-function getPatientJson(context: BenchContext) {
-  return async (port: number): Promise<H2loadTarget> => {
-    const name = await ensureBenchPatient(context, port);
-    const target = {
-      url: `http://127.0.0.1:${port}${getPatientPath}`,
-      body: Buffer.from(JSON.stringify({ name })),
-      headers: connectJsonHeaders,
-    };
-    const answer = (await verifyJsonTarget(target)) as { patient?: { name?: string } };
-    if (answer.patient?.name !== name)
-      throw new Error(`GetPatient over Connect JSON answered ${JSON.stringify(answer)}`);
-    return target;
+/** GetPatient over Connect JSON of one patient, checked once with the exact bytes. */
+async function verifiedGetPatientJson(port: number, name: string): Promise<H2loadTarget> {
+  const target = {
+    url: `http://127.0.0.1:${port}${getPatientPath}`,
+    body: getPatientJsonBody(name),
+    headers: connectJsonHeaders,
   };
+  const answer = (await verifyJsonTarget(target)) as { patient?: { name?: string } };
+  if (answer.patient?.name !== name) throw new Error(`GetPatient over Connect JSON answered ${JSON.stringify(answer)}`);
+  return target;
 }
 
-/**
- * CreatePatient under the bench's own driver (one HTTP/2 session, `streams`
- * concurrent streams, a new email per request), in its own process on the load
- * core. Afterwards the rows the run stored are counted: each successful answer must
- * have stored exactly one row, and the service must have counted no failed call.
- */
-async function createPatient(context: BenchContext): Promise<TargetOutcome> {
-  const { settings, pinning } = context;
-  const server = startChild(
-    pinning,
-    serverSpec(context, "create-patient", { script: "service-server.ts", env: serviceEnv(context) }),
-  );
-  try {
-    const { port } = await server.next("ready");
-    await ensureBenchPatient(context, port);
-    const prefix = `${context.runId}c`;
-    const before = await childStats(server);
-    const options: CreatePatientLoadOptions = {
-      origin: `http://127.0.0.1:${port}`,
-      amount: settings.amount,
-      warmupSeconds: settings.warmupSeconds,
-      concurrency: settings.streams,
-      prefix,
-    };
-    const driver = startChild(pinning, { script: "create-patient-load.ts", core: pinning.loadCore, options });
-    const report = (await driver.next("result", 600_000)).result as CreatePatientLoadReport;
-    await driver.stop();
-    const after = await childStats(server);
-    const rows = await countBenchRows(context, prefix);
-    const ok = after.ok - before.ok;
-    const failedOnServer = after.failed - before.failed;
+/** GetPatient spread over `context.manyPatients` different patients, each checked once before the load. */
+function getPatientMany(context: BenchContext, protocol: "grpc" | "connect") {
+  return async (port: number): Promise<DriverLoad> => {
+    const names = (await ensureBenchPatients(context, port, context.manyPatients)).slice(0, context.manyPatients);
+    // The exact bytes of the first body (and grpc-js for gRPC); then every patient is read once through grpc-js.
+    await (protocol === "grpc" ? verifiedGetPatientGrpc : verifiedGetPatientJson)(port, names[0] as string);
+    const answers = await grpcJsUnaryMany(
+      `127.0.0.1:${port}`,
+      getPatientPath,
+      names.map((name) => toBinary(GetPatientRequestSchema, create(GetPatientRequestSchema, { name }))),
+      16,
+    );
+    answers.forEach((answer, i) => {
+      if (fromBinary(GetPatientResponseSchema, answer).patient?.name !== names[i]) {
+        throw new Error(`GetPatient of ${names[i]} answered another patient`);
+      }
+    });
+    const body = protocol === "grpc" ? getPatientGrpcBody : getPatientJsonBody;
     return {
-      load: report.measured,
-      failures:
-        report.total.failed + failedOnServer + Math.abs(rows - report.total.ok) + Math.max(0, report.total.ok - ok),
-      checks: [
-        "verified one CreatePatient with a grpc-js call",
-        `driver: ${report.total.ok} ok, ${report.total.failed} failed (warm-up included); server counted ${ok} ok, ${failedOnServer} failed; ${rows} rows stored`,
-      ],
+      path: getPatientPath,
+      protocol,
+      bodies: { kind: "rotate", bodies: names.map((name) => body(name).toString("base64")) },
+      checks: [`verified the first body with its exact bytes, and a read of each of the ${names.length} patients`],
     };
-  } finally {
-    await server.stop();
-  }
+  };
 }
 
-/** The service's targets: GetPatient over gRPC and Connect JSON, CreatePatient over gRPC. */
+/** CreatePatient: a new email per request; afterwards each successful answer must be exactly one stored row. */
+function createPatient(context: BenchContext): Promise<TargetOutcome> {
+  const prefix = `${context.runId}c`;
+  return measureServerWithDriver(
+    context,
+    serverSpec(context, "create-patient", { script: "service-server.ts", env: serviceEnv(context) }),
+    async (port) => {
+      await ensureBenchPatients(context, port, 1);
+      return {
+        path: createPatientPath,
+        protocol: "grpc",
+        bodies: { kind: "create-patient", prefix },
+        checks: ["verified CreatePatient with a grpc-js call"],
+      };
+    },
+    async (report) => {
+      const rows = await countBenchRows(context, prefix);
+      return { failures: Math.abs(rows - report.total.ok), check: `${rows} rows stored` };
+    },
+  );
+}
+
+function singlePatient(context: BenchContext, id: TargetId, verify: typeof verifiedGetPatientGrpc) {
+  return measureServerWithH2load(
+    context,
+    serverSpec(context, id, { script: "service-server.ts", env: serviceEnv(context) }),
+    async (port) => verify(port, (await ensureBenchPatients(context, port, 1))[0] as string),
+  );
+}
+
+/** The service's targets: GetPatient over gRPC and Connect JSON (one patient, and many), CreatePatient over gRPC. */
 export const serviceTargets: readonly BenchTarget[] = [
   {
     id: "get-patient-grpc",
-    label: "GetPatient (service)",
+    label: "GetPatient, one patient",
     via: "gRPC, h2load",
-    run: (context) =>
-      measureServerWithH2load(
-        context,
-        serverSpec(context, "get-patient-grpc", { script: "service-server.ts", env: serviceEnv(context) }),
-        getPatientGrpc(context),
-      ),
+    run: (context) => singlePatient(context, "get-patient-grpc", verifiedGetPatientGrpc),
   },
   {
     id: "get-patient-json",
-    label: "GetPatient (service)",
+    label: "GetPatient, one patient",
     via: "Connect JSON (h2c), h2load",
+    run: (context) => singlePatient(context, "get-patient-json", verifiedGetPatientJson),
+  },
+  {
+    id: "get-patient-grpc-many",
+    label: "GetPatient, many patients",
+    via: "gRPC, bench driver",
     run: (context) =>
-      measureServerWithH2load(
+      measureServerWithDriver(
         context,
-        serverSpec(context, "get-patient-json", { script: "service-server.ts", env: serviceEnv(context) }),
-        getPatientJson(context),
+        serverSpec(context, "get-patient-grpc-many", { script: "service-server.ts", env: serviceEnv(context) }),
+        getPatientMany(context, "grpc"),
+      ),
+  },
+  {
+    id: "get-patient-json-many",
+    label: "GetPatient, many patients",
+    via: "Connect JSON (h2c), bench driver",
+    run: (context) =>
+      measureServerWithDriver(
+        context,
+        serverSpec(context, "get-patient-json-many", { script: "service-server.ts", env: serviceEnv(context) }),
+        getPatientMany(context, "connect"),
       ),
   },
   {
     id: "create-patient",
-    label: "CreatePatient (service)",
-    via: "gRPC, bench driver (node:http2)",
+    label: "CreatePatient",
+    via: "gRPC, bench driver",
     run: createPatient,
   },
 ];

@@ -2,11 +2,17 @@ import type { LoadAmount } from "./load-result.ts";
 
 /** Every target the bench knows, in the order it runs them. */
 export const targetIds = [
+  // Each ratio's two sides run one after the other, so a slow spell of the machine hits both alike.
   "grpc-js-echo",
-  "connect-echo-grpc",
-  "connect-echo-json",
   "get-patient-grpc",
+  "connect-echo-json",
   "get-patient-json",
+  "connect-echo-grpc",
+  "grpc-js-echo-driver",
+  "get-patient-grpc-many",
+  "connect-echo-json-driver",
+  "get-patient-json-many",
+  "pg-select",
   "pg-insert",
   "create-patient",
 ] as const;
@@ -14,10 +20,12 @@ export type TargetId = (typeof targetIds)[number];
 
 /** How the bench runs, from BENCH_* environment variables. */
 export interface BenchSettings {
-  /** BENCH_SECONDS (default 10) or BENCH_REQUESTS: how long each measured run lasts. */
+  /** BENCH_SECONDS (default 8) or BENCH_REQUESTS: how long each measured run lasts. */
   readonly amount: LoadAmount;
-  /** BENCH_WARMUP_SECONDS (default 3): load before each measured run, not counted. */
+  /** BENCH_WARMUP_SECONDS (default 2): load before each measured run, not counted. */
   readonly warmupSeconds: number;
+  /** BENCH_PATIENTS (default 1024): how many patients the many-patient GetPatient targets read. */
+  readonly patients: number;
   /** BENCH_STREAMS (default 64): concurrent streams (or inserts) in flight. */
   readonly streams: number;
   /** BENCH_ONLY: a comma-separated subset of the targets (default all). */
@@ -26,6 +34,8 @@ export interface BenchSettings {
   readonly profile: readonly TargetId[];
   /** BENCH_PROFILE_DIR: where the .cpuprofile files go (default a temporary folder). */
   readonly profileDir: string | undefined;
+  /** BENCH_SERVER_NODE_ARGS: extra Node flags for every server child (space-separated), e.g. `--max-semi-space-size=32`. */
+  readonly serverNodeArgs: readonly string[];
 }
 
 /** Reads the settings; throws one error naming every bad variable. */
@@ -53,12 +63,14 @@ export function readSettings(env: Readonly<Record<string, string | undefined>>):
   };
   const requests = env.BENCH_REQUESTS ? number("BENCH_REQUESTS", 0, 100, 10_000_000) : undefined;
   const settings: BenchSettings = {
-    amount: requests === undefined ? { seconds: number("BENCH_SECONDS", 10, 1, 600) } : { requests },
-    warmupSeconds: number("BENCH_WARMUP_SECONDS", 3, 1, 60),
+    amount: requests === undefined ? { seconds: number("BENCH_SECONDS", 8, 1, 600) } : { requests },
+    warmupSeconds: number("BENCH_WARMUP_SECONDS", 2, 1, 60),
+    patients: number("BENCH_PATIENTS", 1024, 1, 100_000),
     streams: number("BENCH_STREAMS", 64, 1, 1000),
     only: targets("BENCH_ONLY", targetIds),
     profile: targets("BENCH_PROFILE", []),
     profileDir: env.BENCH_PROFILE_DIR || undefined,
+    serverNodeArgs: (env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== ""),
   };
   if (problems.length > 0) throw new Error(`Invalid bench settings:\n  - ${problems.join("\n  - ")}`);
   return settings;

@@ -19,7 +19,7 @@ export async function verifyGrpcTarget(target: H2loadTarget): Promise<Buffer> {
   const message = grpcUnframe(response.body);
   const viaClient = await grpcJsUnary(url.host, url.pathname, grpcUnframe(Buffer.from(target.body)));
   if (!viaClient.equals(message)) {
-    // Not an error by itself (a timestamp could differ), but an echo or a read must not differ.
+    // Both are the same read of the same data (an echo, or a profile not changing during the check).
     throw new Error(`${url.pathname}: grpc-js and the raw request got different answers`);
   }
   return message;

@@ -110,9 +110,13 @@ export class PatientRepository {
     return patientFromRecord(record);
   }
 
+  // HTTP/2 delivers each request in its own tick, so a batch waits for the next turn
+  // of the event loop (setImmediate) to gather the reads that arrived together. Small
+  // batches keep several queries in flight on the pool instead of one big one.
   readonly #byId = new DataLoader<string, PatientRecord | undefined>((ids) => this.#getMany(ids), {
     cache: false,
-    maxBatchSize: 256,
+    maxBatchSize: 16,
+    batchScheduleFn: (run) => setImmediate(run),
   });
 
   async #getMany(ids: readonly string[]): Promise<(PatientRecord | undefined)[]> {
