@@ -1,31 +1,14 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { PatientSchema } from "../gen/telemed/patient/v1/patient_pb.js";
-import { Sex } from "../gen/telemed/patient/v1/patient_pb.js";
+import { fromJson } from "@bufbuild/protobuf";
+import { type Patient, PatientSchema } from "../gen/telemed/patient/v1/patient_pb.js";
+import { newPatientJson } from "../test/support/patient-fixtures.ts";
 
 /**
- * The profile every bench create stores: a complete one (address, insurance, an
- * emergency contact), like test/support/patient-fixtures.ts. Only the email changes.
+ * The profile every bench create stores: the tests' complete profile (address,
+ * insurance, an emergency contact), with only the email changed.
  */
-export function benchPatient(email: string): MessageInitShape<typeof PatientSchema> {
-  return {
-    legalName: { givenName: "Asha", familyName: "Rao" },
-    birthDate: { year: 1990, month: 4, day: 12 },
-    sex: Sex.FEMALE,
-    contact: {
-      email,
-      phone: "+919812345678",
-      address: { lines: ["12 MG Road"], locality: "Bengaluru", region: "KA", postalCode: "560001", regionCode: "IN" },
-    },
-    preferredLanguage: "en-IN",
-    upiId: "asha.rao@okaxis",
-    insurance: {
-      provider: "Star Health",
-      policyNumber: "P-123",
-      memberId: "M-9",
-      validUntil: { year: 2030, month: 1, day: 31 },
-    },
-    emergencyContacts: [{ displayName: "Ravi Rao", relationship: "spouse", phone: "+919800000001" }],
-  };
+export function benchPatient(email: string): Patient {
+  const json = newPatientJson();
+  return fromJson(PatientSchema, { ...json, contact: { ...(json.contact as object), email } } as never);
 }
 
 /**
