@@ -58,9 +58,9 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       { port, host: config.host, tls: config.tls !== undefined, pid: process.pid },
       "patient service listening",
     );
-    return { port, server, siblings, stop: () => closeAll(closers) };
+    return { port, server, siblings, stop: () => closeAll(closers, logger) };
   } catch (error) {
-    await closeAll(closers);
+    await closeAll(closers, logger);
     throw error;
   }
 }
@@ -75,9 +75,15 @@ async function embeddedDatabase(config: Config, logger: Logger, closers: Closer[
   return postgres.url;
 }
 
-async function closeAll(closers: Closer[]): Promise<void> {
+/** Closes in reverse order of opening; one part failing to close does not keep the others open. */
+async function closeAll(closers: Closer[], logger: Logger): Promise<void> {
   while (closers.length > 0) {
     const close = closers.pop() as Closer;
-    await close().catch(() => undefined);
+    await close().catch((error: unknown) =>
+      logger.warn(
+        { err: { type: error instanceof Error ? error.constructor.name : typeof error } },
+        "a part failed to close",
+      ),
+    );
   }
 }
