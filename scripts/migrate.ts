@@ -6,35 +6,18 @@
  *
  * Exit codes: 0 done, 1 failed, 2 bad configuration.
  */
-import { ConfigError, loadConfig } from "../src/config/config.ts";
-import { startEmbeddedPostgres } from "../src/db/embedded-postgres.ts";
 import { migrateUp } from "../src/db/migrate.ts";
-import { createOrm } from "../src/db/orm.ts";
 import { createLogger } from "../src/observability/logger.ts";
+import { scriptConfig, withDatabase } from "./script-database.ts";
 
 async function main(): Promise<number> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
-    return 2;
-  }
+  const config = scriptConfig();
+  if (config === undefined) return 2;
   const logger = createLogger(config.logLevel);
-  const embedded =
-    config.databaseUrl === undefined ? await startEmbeddedPostgres({ dataDir: config.dataDir, logger }) : undefined;
-  try {
-    const orm = await createOrm({ url: config.databaseUrl ?? embedded?.url ?? "", poolMax: 2 }, logger);
-    try {
-      const applied = await migrateUp(orm);
-      logger.info({ applied }, applied.length === 0 ? "database already up to date" : "migrations applied");
-    } finally {
-      await orm.close();
-    }
-  } finally {
-    await embedded?.stop();
-  }
+  await withDatabase(config, logger, async (orm) => {
+    const applied = await migrateUp(orm);
+    logger.info({ applied }, applied.length === 0 ? "database already up to date" : "migrations applied");
+  });
   return 0;
 }
 

@@ -8,15 +8,24 @@ import { InsightService } from "../../gen/telemed/patient/v1/insight_service_pb.
 import { NotificationService } from "../../gen/telemed/patient/v1/notification_service_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import { RecordService } from "../../gen/telemed/patient/v1/record_service_pb.js";
+import { auditService } from "../audit/audit-handlers.ts";
+import { authService } from "../auth/auth-service.ts";
+import type { Config } from "../config/config.ts";
+import type { Orm } from "../db/orm.ts";
+import { familyService } from "../family/family-handlers.ts";
 import { patientService } from "../patients/patient-handlers.ts";
 import type { PatientRepository } from "../patients/patient-repository.ts";
 import type { ServiceRegistration } from "../rpc/call-pipeline.ts";
 import type { Clock } from "../shared/clock.ts";
+import type { Security } from "./security.ts";
 
 /** What the implemented services need. */
 export interface ServiceDeps {
   readonly patients: PatientRepository;
   readonly clock: Clock;
+  readonly security: Security;
+  readonly orm: Orm;
+  readonly config: Config;
 }
 
 /**
@@ -26,10 +35,29 @@ export interface ServiceDeps {
  */
 export function serviceRegistrations(deps: ServiceDeps): ServiceRegistration[] {
   return [
-    { service: PatientService, impl: patientService(deps.patients, deps.clock) },
-    { service: AuthService, impl: {}, landsWith: "issue #3 (identity and access)" },
-    { service: FamilyService, impl: {}, landsWith: "issue #3 (identity and access)" },
-    { service: AuditService, impl: {}, landsWith: "issue #3 (identity and access)" },
+    {
+      service: PatientService,
+      impl: patientService(deps.patients, deps.clock, {
+        disableAccountWithin: (em, patientId) =>
+          deps.security.auth.accounts.disablePatientAccount(em, patientId, deps.clock.now()),
+        endSessions: (accountId) => deps.security.auth.sessions.revokeAll(accountId, "profile_deleted"),
+      }),
+    },
+    { service: AuthService, impl: authService(deps.security.auth) },
+    {
+      service: FamilyService,
+      impl: familyService({
+        em: () => deps.orm.em.fork(),
+        patients: deps.patients,
+        clock: deps.clock,
+        ageOfMajority: deps.config.familyAgeOfMajority,
+        audit: deps.security.audit,
+      }),
+    },
+    {
+      service: AuditService,
+      impl: auditService({ orm: deps.orm, publicKeys: deps.security.auditVerifyKeys, clock: deps.clock }),
+    },
     { service: ConsultationService, impl: {}, landsWith: "issue #4 (teleconsultations and notifications)" },
     { service: NotificationService, impl: {}, landsWith: "issue #4 (teleconsultations and notifications)" },
     { service: EmergencyService, impl: {}, landsWith: "issue #5 (emergencies)" },

@@ -9,6 +9,7 @@ import { createServer, type PatientServer } from "../server/create-server.ts";
 import { type RunningSiblings, startSiblings } from "../siblings/start-siblings.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { serviceRegistrations } from "./registrations.ts";
+import { type Operator, startSecurity } from "./security.ts";
 
 /** A started service: where it listens, and how to stop it. */
 export interface RunningApp {
@@ -16,6 +17,8 @@ export interface RunningApp {
   readonly server: PatientServer;
   /** The sibling services' clients, and their simulators in embedded mode (tests drive them). */
   readonly siblings: RunningSiblings;
+  /** Operator actions (creating staff accounts), for scripts and tests. */
+  readonly operator: Operator;
   /** Drains the server, then closes what it used, in reverse order of opening. */
   stop(): Promise<void>;
 }
@@ -44,8 +47,15 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     const siblings = await startSiblings(config, logger, { clock });
     closers.push(() => siblings.stop());
 
+    const patients = new PatientRepository(orm);
+    const security = await startSecurity(config, orm, logger, clock, siblings.clients, patients);
+    closers.push(() => security.close());
+
     const server = createServer({
-      registrations: serviceRegistrations({ patients: new PatientRepository(orm), clock }),
+      registrations: serviceRegistrations({ patients, clock, security, orm, config }),
+      access: security.access,
+      audit: security.audit,
+      jwks: security.jwks,
       logger,
       readMaxBytes: config.readMaxBytes,
       corsAllowedOrigins: config.corsAllowedOrigins,
@@ -58,7 +68,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       { port, host: config.host, tls: config.tls !== undefined, pid: process.pid },
       "patient service listening",
     );
-    return { port, server, siblings, stop: () => closeAll(closers, logger) };
+    return { port, server, siblings, operator: security.operator, stop: () => closeAll(closers, logger) };
   } catch (error) {
     await closeAll(closers, logger);
     throw error;

@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { EnvReader } from "./env-readers.ts";
 
 /** pino's level names; `silent` turns logging off. */
@@ -49,6 +49,8 @@ export interface Config {
   readonly natsUrl: string | undefined;
   /** REDIS_URL; undefined selects the in-process stand-in. */
   readonly redisUrl: string | undefined;
+  /** REDIS_KEY_PREFIX: prefixes every key and channel, so services (or test runs) can share one Redis. */
+  readonly redisKeyPrefix: string;
   /** READ_MAX_BYTES: the largest request message accepted, in bytes. */
   readonly readMaxBytes: number;
   /**
@@ -61,6 +63,42 @@ export interface Config {
   /** SIMULATORS: `embedded` starts a simulator for each sibling without a URL; `off` starts none. */
   readonly simulators: "embedded" | "off";
   readonly siblings: SiblingUrls;
+  readonly auth: AuthConfig;
+  readonly audit: AuditConfig;
+  /** FAMILY_AGE_OF_MAJORITY: a minor's family link ends on this birthday. */
+  readonly familyAgeOfMajority: number;
+}
+
+/** Tokens, keys and sibling-service credentials. */
+export interface AuthConfig {
+  /** AUTH_SIGNING_KEY_FILE: Ed25519 PKCS#8 PEM; default DATA_DIR/keys/auth-signing-key.pem, created when missing. */
+  readonly signingKeyFile: string;
+  /** AUTH_SIGNING_KEY_FILE was set: the file must exist (a production key is never generated). */
+  readonly signingKeyConfigured: boolean;
+  /** AUTH_ISSUER: the `iss` of every token. */
+  readonly issuer: string;
+  /** AUTH_AUDIENCE: the `aud` every token carries and every verifier demands. */
+  readonly audience: string;
+  /** ACCESS_TOKEN_TTL_SECONDS. */
+  readonly accessTokenTtlSeconds: number;
+  /** REFRESH_TOKEN_TTL_SECONDS: the longest a session lives without a new log-in. */
+  readonly refreshTokenTtlSeconds: number;
+  /** SECRET_KEY_FILE: 32 bytes of base64 that encrypt MFA secrets; default DATA_DIR/keys/secret.key. */
+  readonly secretKeyFile: string;
+  readonly secretKeyConfigured: boolean;
+  /** SERVICE_CLIENTS: `client-id=sha256hex,…`, sibling services allowed to get service tokens. */
+  readonly serviceClients: ReadonlyMap<string, Buffer>;
+  /** PASSWORD_HASH_COST: log2 of scrypt's N (15 by default; tests may lower it). */
+  readonly passwordHashCost: number;
+}
+
+/** The audit log's checkpoints. */
+export interface AuditConfig {
+  /** AUDIT_SIGNING_KEY_FILE: Ed25519 PKCS#8 PEM signing checkpoints; default DATA_DIR/keys/audit-signing-key.pem. */
+  readonly signingKeyFile: string;
+  readonly signingKeyConfigured: boolean;
+  /** AUDIT_CHECKPOINT_INTERVAL_MS: how often the chain head is signed when it moved. */
+  readonly checkpointIntervalMs: number;
 }
 
 /** Thrown by `loadConfig` with every problem found, one per line. */
@@ -96,25 +134,30 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     xray: read.url(siblingVariables.xray, ["http", "https"]),
     notification: read.url(siblingVariables.notification, ["http", "https"]),
   });
+  const dataDir = resolve(read.raw("DATA_DIR") ?? ".data");
   const config: Config = {
     mode,
     port: read.integer("PORT", 8080, 0, 65535),
     // A container must listen on every interface; a developer's laptop running the
-    // embedded mode (no authentication yet, real-looking health data) should not.
+    // embedded mode (generated dev keys, simulated siblings) should not.
     host: readHost(read, mode === "embedded" ? "127.0.0.1" : "0.0.0.0"),
     tls: readTls(read),
     logLevel: read.oneOf("LOG_LEVEL", logLevels, "info"),
     databaseUrl,
-    dataDir: resolve(read.raw("DATA_DIR") ?? ".data"),
+    dataDir,
     dbPoolMax: read.integer("DB_POOL_MAX", 10, 1, 1000),
     natsUrl: read.url("NATS_URL", ["nats", "tls", "ws", "wss"]),
     redisUrl: read.url("REDIS_URL", ["redis", "rediss"]),
+    redisKeyPrefix: readKeyPrefix(read),
     // Connect's default is ~4 GiB; a profile is a few KiB.
     readMaxBytes: read.integer("READ_MAX_BYTES", mebibyte, 1024, 64 * mebibyte),
     corsAllowedOrigins: readOrigins(read),
     shutdownGraceMs: read.integer("SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     simulators: read.oneOf("SIMULATORS", ["embedded", "off"], defaultSimulators(siblings)),
     siblings,
+    auth: readAuth(read, dataDir),
+    audit: readAudit(read, dataDir),
+    familyAgeOfMajority: read.integer("FAMILY_AGE_OF_MAJORITY", 18, 14, 25),
   };
   if (config.simulators === "off") {
     for (const [sibling, variable] of Object.entries(siblingVariables)) {
@@ -182,4 +225,58 @@ function readOrigins(read: EnvReader): readonly string[] {
     }
   }
   return Object.freeze(origins);
+}
+
+function readAuth(read: EnvReader, dataDir: string): AuthConfig {
+  const signingKeyFile = read.raw("AUTH_SIGNING_KEY_FILE");
+  const secretKeyFile = read.raw("SECRET_KEY_FILE");
+  return Object.freeze({
+    signingKeyFile: signingKeyFile ?? join(dataDir, "keys", "auth-signing-key.pem"),
+    signingKeyConfigured: signingKeyFile !== undefined && read.readableFile("AUTH_SIGNING_KEY_FILE") !== undefined,
+    issuer: read.raw("AUTH_ISSUER") ?? "urn:telemed:patient-service",
+    audience: read.raw("AUTH_AUDIENCE") ?? "urn:telemed:api",
+    accessTokenTtlSeconds: read.integer("ACCESS_TOKEN_TTL_SECONDS", 900, 30, 3600),
+    refreshTokenTtlSeconds: read.integer("REFRESH_TOKEN_TTL_SECONDS", 30 * 86_400, 300, 90 * 86_400),
+    secretKeyFile: secretKeyFile ?? join(dataDir, "keys", "secret.key"),
+    secretKeyConfigured: secretKeyFile !== undefined && read.readableFile("SECRET_KEY_FILE") !== undefined,
+    serviceClients: readServiceClients(read),
+    passwordHashCost: read.integer("PASSWORD_HASH_COST", 15, 10, 20),
+  });
+}
+
+function readAudit(read: EnvReader, dataDir: string): AuditConfig {
+  const signingKeyFile = read.raw("AUDIT_SIGNING_KEY_FILE");
+  return Object.freeze({
+    signingKeyFile: signingKeyFile ?? join(dataDir, "keys", "audit-signing-key.pem"),
+    signingKeyConfigured: signingKeyFile !== undefined && read.readableFile("AUDIT_SIGNING_KEY_FILE") !== undefined,
+    checkpointIntervalMs: read.integer("AUDIT_CHECKPOINT_INTERVAL_MS", 60_000, 100, 3_600_000),
+  });
+}
+
+/** `doctor-service=<sha256 hex of its secret>,…`: the secrets themselves never sit in configuration. */
+function readServiceClients(read: EnvReader): ReadonlyMap<string, Buffer> {
+  const clients = new Map<string, Buffer>();
+  const raw = read.raw("SERVICE_CLIENTS");
+  if (raw === undefined) return clients;
+  for (const entry of raw
+    .split(",")
+    .map((part) => part.trim())
+    .filter(Boolean)) {
+    const match = /^([a-z][a-z0-9-]{0,63})=([0-9a-f]{64})$/.exec(entry);
+    if (!match) {
+      read.problem("SERVICE_CLIENTS", "must list client-id=sha256-hex-of-secret pairs separated by commas");
+      return new Map();
+    }
+    clients.set(match[1] as string, Buffer.from(match[2] as string, "hex"));
+  }
+  return clients;
+}
+
+function readKeyPrefix(read: EnvReader): string {
+  const prefix = read.raw("REDIS_KEY_PREFIX") ?? "patient-service:";
+  if (!/^[A-Za-z0-9:._-]{1,64}$/.test(prefix)) {
+    read.problem("REDIS_KEY_PREFIX", "must be 1 to 64 letters, digits or : . _ -");
+    return "patient-service:";
+  }
+  return prefix;
 }

@@ -1,3 +1,6 @@
+import { auditEntities } from "../audit/audit-entities.ts";
+import { authEntities } from "../auth/account-entities.ts";
+import { FamilyLinkEntity } from "../family/family-link-entity.ts";
 import { PatientEntity } from "../patients/patient-entity.ts";
 
 /**
@@ -5,4 +8,4 @@ import { PatientEntity } from "../patients/patient-entity.ts";
  * folder scanning and make a forgotten entity a visible omission in review. Each
  * bounded context adds its entities here.
  */
-export const entities = [PatientEntity] as const;
+export const entities = [PatientEntity, ...authEntities, ...auditEntities, FamilyLinkEntity] as const;

@@ -158,7 +158,8 @@ function calendarDateFromText(text: string): CalendarDate {
   return { year: Number(text.slice(0, 4)), month: Number(text.slice(5, 7)), day: Number(text.slice(8, 10)) };
 }
 
-function calendarDateToText(date: CalendarDate): string {
+/** `{year: 1990, month: 4, day: 2}` to `1990-04-02`. */
+export function calendarDateToText(date: CalendarDate): string {
   const pad = (value: number, width: number) => String(value).padStart(width, "0");
   return `${pad(date.year, 4)}-${pad(date.month, 2)}-${pad(date.day, 2)}`;
 }

@@ -2,6 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { PatientSchema } from "../../gen/telemed/patient/v1/patient_pb.js";
 import type { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { callAuditKey } from "../audit/call-audit.ts";
 import { applyFieldMask, fieldMaskViolations, populatedPaths } from "../rpc/field-mask.ts";
 import { decodePageToken, encodePageToken } from "../rpc/page-token.ts";
 import { DomainError, invalidArgument } from "../shared/domain-errors.ts";
@@ -27,10 +29,22 @@ const defaultPageSize = 25;
 /** How often an update without etag re-reads after losing a race to another writer. */
 const updateAttempts = 3;
 
-/** PatientService handlers: protobuf in, protobuf out; the rules live in the domain and repository. */
+/** What else happens when a profile is deleted: its login ends (owned by the auth context). */
+export interface ProfileDeletion {
+  /** Disables the patient's account inside the deleting transaction; the account id, if there is one. */
+  disableAccountWithin(em: EntityManager, patientId: string): Promise<string | undefined>;
+  /** After commit: ends every session of that account on every instance. */
+  endSessions(accountId: string): Promise<void>;
+}
+
+/**
+ * PatientService handlers: protobuf in, protobuf out; the rules live in the domain and
+ * repository. Changes commit together with their audit entry (`CallAudit.within`).
+ */
 export function patientService(
   repository: PatientRepository,
   clock: Clock,
+  deletion?: ProfileDeletion,
 ): Partial<ServiceImpl<typeof PatientService>> {
   return {
     async createPatient(request) {
@@ -44,7 +58,7 @@ export function patientService(
       return { patient: patientToProto(await repository.get(patientIdFromName(request.name))) };
     },
 
-    async updatePatient(request) {
+    async updatePatient(request, context) {
       const changes = request.patient ?? create(PatientSchema);
       const id = patientIdFromName(changes.name);
       const expectedVersion = changes.etag === "" ? undefined : (versionFromEtag(changes.etag) ?? -1);
@@ -62,7 +76,12 @@ export function patientService(
         applyFieldMask(PatientSchema, merged, changes, paths);
         const fields = completeProfile(patientDraftFromProto(merged), clock.now());
         try {
-          return { patient: patientToProto(await repository.update(id, fields, current.version)) };
+          const updated = await repository.inTransaction(async (inTx, tx) => {
+            const patient = await inTx.update(id, fields, current.version);
+            await context.values.get(callAuditKey)?.within(tx);
+            return patient;
+          });
+          return { patient: patientToProto(updated) };
         } catch (error) {
           const lostRace = error instanceof DomainError && error.reason === "ETAG_MISMATCH";
           if (!lostRace || expectedVersion !== undefined || attempt >= updateAttempts) throw error;
@@ -70,9 +89,17 @@ export function patientService(
       }
     },
 
-    async deletePatient(request) {
+    async deletePatient(request, context) {
       const expectedVersion = request.etag === "" ? undefined : (versionFromEtag(request.etag) ?? -1);
-      await repository.delete(patientIdFromName(request.name), expectedVersion);
+      const id = patientIdFromName(request.name);
+      const accountId = await repository.inTransaction(async (inTx, tx) => {
+        await inTx.delete(id, expectedVersion);
+        const disabled = await deletion?.disableAccountWithin(tx, id);
+        await context.values.get(callAuditKey)?.within(tx);
+        return disabled;
+      });
+      // A deleted profile logs out everywhere: its tokens must not outlive it.
+      if (accountId !== undefined) await deletion?.endSessions(accountId);
       return {};
     },
 

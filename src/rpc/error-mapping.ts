@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../observability/logger.ts";
 import { DomainError, type DomainErrorKind, type FieldViolation } from "../shared/domain-errors.ts";
 
@@ -25,6 +25,7 @@ export function statusError(
   message: string,
   violations: readonly FieldViolation[] = [],
   metadata: Record<string, string> = {},
+  retryAfterSeconds?: number,
 ): ConnectError {
   const details: ConstructorParameters<typeof ConnectError>[3] = [
     { desc: ErrorInfoSchema, value: { reason, domain: errorDomain, metadata } },
@@ -34,6 +35,9 @@ export function statusError(
       desc: BadRequestSchema,
       value: { fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) },
     });
+  }
+  if (retryAfterSeconds !== undefined) {
+    details.push({ desc: RetryInfoSchema, value: { retryDelay: { seconds: BigInt(Math.ceil(retryAfterSeconds)) } } });
   }
   return new ConnectError(message, code, undefined, details);
 }
@@ -47,7 +51,14 @@ export function statusError(
 export function toClientError(error: unknown, log: Logger): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof DomainError) {
-    return statusError(codeOfKind[error.kind], error.reason, error.message, error.violations, { ...error.metadata });
+    return statusError(
+      codeOfKind[error.kind],
+      error.reason,
+      error.message,
+      error.violations,
+      { ...error.metadata },
+      error.retryAfterSeconds,
+    );
   }
   const known = fromDatabaseError(error);
   if (known) return known;

@@ -1,10 +1,15 @@
 import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "../observability/logger.ts";
 import { RpcMetrics } from "../observability/metrics.ts";
 import { buildRpcTable, type ServiceRegistration } from "../rpc/call-pipeline.ts";
 import { RequestValidator } from "../rpc/request-validation.ts";
 import type { RpcTable } from "../rpc/rpc-table.ts";
+import type { AuditSink } from "../audit/call-audit.ts";
+import type { AccessControl } from "../auth/access-control.ts";
+import { createCallContexts } from "./call-context.ts";
+import { peerValues } from "./peer-values.ts";
+import { createConnectUnaryHandler } from "./connect-unary.ts";
 import { createGrpcUnaryHandler } from "./grpc-unary.ts";
 import { HealthState, healthRegistration } from "./health/health-service.ts";
 import { createCors } from "./cors.ts";
@@ -24,6 +29,12 @@ export interface ServerOptions {
   readonly tls?: TlsMaterial;
   /** Browser origins allowed to call (CORS); none by default. */
   readonly corsAllowedOrigins?: readonly string[];
+  /** The access decision of every call (tokens, roles, patient scope). */
+  readonly access: AccessControl;
+  /** Where audit entries go. */
+  readonly audit: AuditSink;
+  /** The JWKS document served at /.well-known/jwks.json for sibling services. */
+  readonly jwks: object;
   /** Process-wide metrics (CPU, memory) belong to the one server main.ts runs, not to test servers. */
   readonly collectProcessMetrics?: boolean;
 }
@@ -39,38 +50,54 @@ export interface PatientServer {
 }
 
 /**
- * Builds the one-port server: every registered service over gRPC (native fast path
- * for unary calls), Connect, gRPC-Web and REST, plus health, reflection and /metrics.
+ * Builds the one-port server: every registered service over gRPC and Connect (native
+ * fast paths for unary calls), gRPC-Web and REST, plus health, reflection and /metrics.
  */
 export function createServer(options: ServerOptions): PatientServer {
   const metrics = new RpcMetrics({ collectProcessMetrics: options.collectProcessMetrics ?? false });
   const health = new HealthState();
   const shutdown = new AbortController();
-  const pipeline = { logger: options.logger, metrics, validator: new RequestValidator() };
+  const pipeline = {
+    logger: options.logger,
+    metrics,
+    validator: new RequestValidator(),
+    access: options.access,
+    audit: options.audit,
+  };
   const table = buildRpcTable([...options.registrations, healthRegistration(health)], pipeline);
   for (const service of table.services()) health.set(service.typeName, "SERVING");
 
+  // connect-node's default; given to both Connect paths so they compress answers alike.
+  const acceptCompression = [compressionGzip, compressionBrotli];
   const connect = connectNodeAdapter({
     routes: (router: ConnectRouter) => {
       for (const entry of table.entries()) router.rpc(entry.method as never, entry.call as never);
       registerReflection(router, table.services());
     },
     readMaxBytes: options.readMaxBytes,
+    acceptCompression,
     shutdownSignal: shutdown.signal,
     fallback: notFoundFallback,
+    contextValues: peerValues,
   });
   const rest = createRestTranscoder(table, { readMaxBytes: options.readMaxBytes, shutdownSignal: shutdown.signal });
-  const grpcUnary = createGrpcUnaryHandler(table, {
+  // The native unary paths: one context builder, one shutdown listener for all their calls.
+  const createContext = createCallContexts(shutdown.signal);
+  const grpcUnary = createGrpcUnaryHandler(table, { readMaxBytes: options.readMaxBytes, createContext });
+  const connectUnary = createConnectUnaryHandler(table, {
     readMaxBytes: options.readMaxBytes,
-    shutdownSignal: shutdown.signal,
+    createContext,
+    acceptCompression,
   });
   let accepting = true;
   const dispatch = createDispatcher({
     metrics,
     grpcUnary,
+    connectUnary,
     rest: (req, res) => rest.handle(req, res),
     connect: connect as (req: HttpRequest, res: HttpResponse) => void,
     ready: () => accepting,
+    jwks: JSON.stringify(options.jwks),
     cors: createCors(options.corsAllowedOrigins ?? []),
   });
   const listener = createOnePortListener(dispatch, options.tls);

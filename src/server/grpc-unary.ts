@@ -3,14 +3,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { RpcTable, UnaryCall } from "../rpc/rpc-table.ts";
-import { createGrpcCallContext } from "./grpc-call-context.ts";
+import type { CreateCallContext } from "./call-context.ts";
 
 /** Options of the native gRPC path. */
 export interface GrpcUnaryOptions {
   /** Largest request message accepted, in bytes. */
   readonly readMaxBytes: number;
-  /** Aborted when the server shuts down, so handlers stop waiting. */
-  readonly shutdownSignal: AbortSignal;
+  /** Builds each call's context (deadline, client going away, shutdown). */
+  readonly createContext: CreateCallContext;
 }
 
 const maxTimeoutMs = 2 ** 31 - 1;
@@ -48,12 +48,14 @@ function serve(
   options: GrpcUnaryOptions,
 ): void {
   const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), maxTimeoutMs);
-  const { context, release } = createGrpcCallContext(service, method, req, timeout.timeoutMs, options.shutdownSignal);
+  // A deadline, the client going away or shutdown answers at once; the handler's late result is dropped.
+  const { context, release } = options.createContext("grpc", { service, method }, req, res, timeout.timeoutMs, (why) =>
+    finish(undefined, why),
+  );
   let answered = false;
   const finish = (frame: Uint8Array | undefined, error: ConnectError | undefined) => {
     if (answered) return;
     answered = true;
-    context.signal.removeEventListener("abort", onAbort);
     release();
     if (res.stream.destroyed) return;
     const head: Record<string, string> = { "content-type": "application/grpc+proto" };
@@ -65,9 +67,6 @@ function serve(
     if (frame) res.end(frame);
     else res.end();
   };
-  // A deadline, the client going away or shutdown answers at once; the handler's late result is dropped.
-  const onAbort = () => finish(undefined, ConnectError.from(context.signal.reason));
-  context.signal.addEventListener("abort", onAbort, { once: true });
   if (timeout.error) {
     finish(undefined, timeout.error);
     return;

@@ -8,10 +8,14 @@ export interface DispatchTargets {
   readonly metrics: RpcMetrics;
   /** Native unary gRPC over HTTP/2; false when the call is not one it serves. */
   readonly grpcUnary: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
+  /** Native unary Connect (POST, JSON or binary, uncompressed); false when the call is not one it serves. */
+  readonly connectUnary: (req: AnyRequest, res: AnyResponse) => boolean;
   /** REST transcoding; resolves false when no REST route matches. */
   readonly rest: (req: AnyRequest, res: AnyResponse) => Promise<boolean>;
   /** connect-node: Connect, gRPC and gRPC-Web; answers unknown paths itself. */
   readonly connect: (req: AnyRequest, res: AnyResponse) => void;
+  /** The JWKS document (JSON) sibling services verify access tokens with. */
+  readonly jwks: string;
   /** Plain HTTP liveness/readiness for load balancers that do not speak gRPC health. */
   readonly ready: () => boolean;
   /** Adds CORS headers; true when it answered a preflight. */
@@ -27,7 +31,15 @@ export function createDispatcher(targets: DispatchTargets): RequestHandler {
     const url = req.url ?? "/";
     if (req.httpVersionMajor === 2 && targets.grpcUnary(req as Http2ServerRequest, res as Http2ServerResponse)) return;
     if (targets.cors(req, res)) return;
-    if (isRpcPath(url)) return targets.connect(req, res);
+    // Before the RPC paths: ".well-known" holds a dot too.
+    if (req.method === "GET" && url === jwksPath) {
+      res.setHeader("cache-control", "public, max-age=300");
+      return sendBody(res, 200, "application/jwk-set+json", targets.jwks);
+    }
+    if (isRpcPath(url)) {
+      if (targets.connectUnary(req, res)) return;
+      return targets.connect(req, res);
+    }
     if (req.method === "GET" && (url === "/metrics" || url === "/healthz" || url === "/readyz")) {
       return void serveOperations(url, targets, res);
     }
@@ -41,6 +53,9 @@ export function createDispatcher(targets: DispatchTargets): RequestHandler {
     );
   };
 }
+
+/** Where OpenID-style verifiers look for keys. */
+const jwksPath = "/.well-known/jwks.json";
 
 /** `/package.Service/Method`: the first path segment of an RPC holds a dot, a REST path's never does. */
 function isRpcPath(url: string): boolean {

@@ -29,12 +29,18 @@ export class DomainError extends Error {
   readonly reason: string;
   readonly violations: readonly FieldViolation[];
   readonly metadata: Readonly<Record<string, string>>;
+  /** For RESOURCE_EXHAUSTED and UNAVAILABLE: when a retry may succeed (google.rpc.RetryInfo). */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(
     kind: DomainErrorKind,
     reason: string,
     message: string,
-    options: { violations?: readonly FieldViolation[]; metadata?: Record<string, string> } = {},
+    options: {
+      violations?: readonly FieldViolation[];
+      metadata?: Record<string, string>;
+      retryAfterSeconds?: number;
+    } = {},
   ) {
     super(message);
     this.name = "DomainError";
@@ -42,6 +48,7 @@ export class DomainError extends Error {
     this.reason = reason;
     this.violations = options.violations ?? [];
     this.metadata = options.metadata ?? {};
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

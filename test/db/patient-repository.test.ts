@@ -132,6 +132,142 @@ describe("create with a request id (AIP-155)", () => {
   });
 });
 
+describe("creates issued together share one INSERT, each with its own outcome", () => {
+  /** A repository that counts the EntityManager forks it takes: one per batch of creates. */
+  function countingRepository(): { repository: PatientRepository; batches: () => number } {
+    let forks = 0;
+    const repository = new PatientRepository(() => {
+      forks++;
+      return orm.em.fork();
+    });
+    return { repository, batches: () => forks };
+  }
+
+  async function storedRows(where: string, value: string): Promise<number> {
+    const [{ count }] = (await orm.em
+      .fork()
+      .execute(`select count(*)::int as "count" from "patients" where ${where} = ?`, [value])) as [{ count: number }];
+    return count;
+  }
+
+  it("lets exactly one of two creates with the same email win; the others are stored", async () => {
+    const { repository, batches } = countingRepository();
+    const email = `twin.${randomUUID()}@example.com`;
+    const inputs = [profile(), withEmail(email), profile(), withEmail(email.toUpperCase()), profile()];
+    const results = await Promise.allSettled(inputs.map((fields) => repository.create(fields)));
+    expect(batches()).toBe(1);
+    const rejected = results.filter((result) => result.status === "rejected");
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]?.reason).toMatchObject({ kind: "already-exists", reason: "EMAIL_ALREADY_REGISTERED" });
+    const created = results.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+    expect(created).toHaveLength(4);
+    for (const patient of created) expect(await patients.get(patient.id)).toEqual(patient);
+    expect(await storedRows('"email"', email)).toBe(1);
+  });
+
+  it("refuses every create of a batch whose email a live profile has, and stores the rest", async () => {
+    const taken = await patients.create(profile());
+    const { repository, batches } = countingRepository();
+    const results = await Promise.allSettled([
+      repository.create(withEmail(taken.contact.email), randomUUID()),
+      repository.create(profile()),
+      repository.create(withEmail(taken.contact.email)),
+    ]);
+    expect(batches()).toBe(1);
+    expect(results.map((result) => result.status)).toEqual(["rejected", "fulfilled", "rejected"]);
+    for (const result of results) {
+      if (result.status === "rejected") expect(result.reason).toMatchObject({ reason: "EMAIL_ALREADY_REGISTERED" });
+    }
+  });
+
+  it("answers creates with the same request id with one profile, stored once", async () => {
+    const { repository, batches } = countingRepository();
+    const requestId = randomUUID();
+    const fields = profile();
+    const [a, b, other] = await Promise.all([
+      repository.create(fields, requestId),
+      repository.create(fields, requestId),
+      repository.create(profile()),
+    ]);
+    expect(batches()).toBe(1);
+    expect(b).toEqual(a);
+    expect(other.id).not.toBe(a.id);
+    expect(await patients.get(a.id)).toEqual(a);
+    expect(await storedRows('"create_request_id"', requestId)).toBe(1);
+    expect(await storedRows('"email"', fields.contact.email)).toBe(1);
+  });
+
+  it("replays a stored create in a batch, and answers NOT_FOUND to one whose profile was deleted", async () => {
+    const liveRequest = randomUUID();
+    const deletedRequest = randomUUID();
+    const live = profile();
+    const deleted = profile();
+    const first = await patients.create(live, liveRequest);
+    await patients.delete((await patients.create(deleted, deletedRequest)).id);
+    const { repository, batches } = countingRepository();
+    const results = await Promise.allSettled([
+      repository.create(deleted, deletedRequest),
+      repository.create(live, liveRequest),
+      repository.create(profile(), randomUUID()),
+    ]);
+    expect(batches()).toBe(1);
+    const [gone, replay, fresh] = results;
+    expect(gone?.status === "rejected" && gone.reason).toMatchObject({ kind: "not-found" });
+    expect(replay?.status === "fulfilled" && replay.value).toEqual(first);
+    expect(fresh?.status).toBe("fulfilled");
+    // The deleted profile's email is free again, but a retry must not take it.
+    expect(await storedRows('"create_request_id"', deletedRequest)).toBe(1);
+  });
+
+  it("refuses a request id reused for another email, in the batch and against a stored profile", async () => {
+    const stored = randomUUID();
+    await patients.create(profile(), stored);
+    const shared = randomUUID();
+    const { repository, batches } = countingRepository();
+    const results = await Promise.allSettled([
+      repository.create(profile(), shared),
+      repository.create(profile(), shared),
+      repository.create(profile(), stored),
+      repository.create(profile()),
+    ]);
+    expect(batches()).toBe(1);
+    expect(results.map((result) => result.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+    for (const result of results) {
+      if (result.status === "rejected") {
+        expect(result.reason).toMatchObject({ kind: "invalid-argument", reason: "REQUEST_ID_REUSED" });
+      }
+    }
+    expect(await storedRows('"create_request_id"', shared)).toBe(1);
+  });
+
+  it("splits more creates than one batch holds into several INSERTs, and stores them all", async () => {
+    const { repository, batches } = countingRepository();
+    const email = `spread.${randomUUID()}@example.com`;
+    // The same email at both ends: the two creates land in different batches.
+    const inputs = [withEmail(email), ...Array.from({ length: 68 }, () => profile()), withEmail(email)];
+    const results = await Promise.allSettled(inputs.map((fields) => repository.create(fields)));
+    expect(batches()).toBe(3);
+    const created = results.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+    expect(created).toHaveLength(69);
+    expect(new Set(created.map((patient) => patient.id)).size).toBe(69);
+    expect(results.filter((result) => result.status === "rejected")).toHaveLength(1);
+    expect(await storedRows('"email"', email)).toBe(1);
+  });
+
+  it("fails only the create whose row the database refuses", async () => {
+    const { repository, batches } = countingRepository();
+    const tooLong = profile({ legalName: { given: "A".repeat(101), family: "Rao" } });
+    const results = await Promise.allSettled([
+      repository.create(profile()),
+      repository.create(tooLong),
+      repository.create(profile(), randomUUID()),
+    ]);
+    expect(batches()).toBe(1);
+    expect(results.map((result) => result.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(await storedRows('"email"', tooLong.contact.email)).toBe(0);
+  });
+});
+
 describe("TST-PT002 update a patient profile", () => {
   it("changes only the given fields and bumps the version", async () => {
     const created = await patients.create(profile());

@@ -7,19 +7,34 @@ import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_de
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { PatientSchema, type Sex } from "../../gen/telemed/patient/v1/patient_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
+import { staffSession, type TestSession } from "../support/auth-fixtures.ts";
 import { createGrpcJsClient, grpcUnary } from "../support/grpc-js-client.ts";
 import { newPatientJson } from "../support/patient-fixtures.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
 let t: TestApp;
+/** CreatePatient and ListPatients are admin-only: an admin sends the bad input, so what is refused is the input. */
+let admin: TestSession;
 let client: Client<typeof PatientService>;
 beforeAll(async () => {
   t = await startTestApp({ READ_MAX_BYTES: "65536" });
-  client = createClient(PatientService, createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1" }));
+  admin = await staffSession(t, "admin");
+  client = createClient(
+    PatientService,
+    createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors: [admin.interceptor] }),
+  );
 });
+
 afterAll(async () => {
   await t?.close();
 });
+
+/** grpc-js metadata carrying the admin's token. */
+function adminMetadata(): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${admin.accessToken}`);
+  return metadata;
+}
 
 async function refusal(call: Promise<unknown>): Promise<ConnectError> {
   const outcome = await call.then(
@@ -102,14 +117,14 @@ describe("malformed requests get clean errors, never INTERNAL", () => {
   it("malformed JSON over Connect and over REST", async () => {
     const connect = await fetch(rpc("CreatePatient"), {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...admin.headers, "content-type": "application/json" },
       body: "{nope",
     });
     expect(connect.status).toBe(400);
     expect(((await connect.json()) as { code: string }).code).toBe("invalid_argument");
     const rest = await fetch(`${t.baseUrl}/patients`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...admin.headers, "content-type": "application/json" },
       body: "{nope",
     });
     expect(rest.status).toBe(400);
@@ -121,13 +136,13 @@ describe("malformed requests get clean errors, never INTERNAL", () => {
   it("wrong content types", async () => {
     const connect = await fetch(rpc("GetPatient"), {
       method: "POST",
-      headers: { "content-type": "text/plain" },
+      headers: { ...admin.headers, "content-type": "text/plain" },
       body: "hi",
     });
     expect(connect.status).toBe(415);
     const rest = await fetch(`${t.baseUrl}/patients`, {
       method: "POST",
-      headers: { "content-type": "text/plain" },
+      headers: { ...admin.headers, "content-type": "text/plain" },
       body: "hi",
     });
     expect(rest.status).toBe(415);
@@ -137,21 +152,24 @@ describe("malformed requests get clean errors, never INTERNAL", () => {
     const huge = JSON.stringify({ patient: newPatientJson({ preferredLanguage: "x".repeat(200_000) }) });
     const connect = await fetch(rpc("CreatePatient"), {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...admin.headers, "content-type": "application/json" },
       body: huge,
     });
     expect(((await connect.json()) as { code: string }).code).toBe("resource_exhausted");
     const rest = await fetch(`${t.baseUrl}/patients`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...admin.headers, "content-type": "application/json" },
       body: huge,
     });
     expect(rest.status).toBe(413);
     const stub = createGrpcJsClient(PatientService, t.address);
     try {
-      const error = await grpcUnary(stub, PatientService.method.getPatient, {
-        name: `patients/${"a".repeat(100_000)}`,
-      }).catch((e: grpc.ServiceError) => e);
+      const error = await grpcUnary(
+        stub,
+        PatientService.method.getPatient,
+        { name: `patients/${"a".repeat(100_000)}` },
+        adminMetadata(),
+      ).catch((e: grpc.ServiceError) => e);
       expect((error as grpc.ServiceError).code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     } finally {
       stub.close();
@@ -159,18 +177,18 @@ describe("malformed requests get clean errors, never INTERNAL", () => {
   });
 
   it("unknown routes and methods", async () => {
-    const unknownPath = await fetch(`${t.baseUrl}/no/such/route`);
+    const unknownPath = await fetch(`${t.baseUrl}/no/such/route`, { headers: admin.headers });
     expect(unknownPath.status).toBe(404);
     expect(((await unknownPath.json()) as { error: { status: string } }).error.status).toBe("NOT_FOUND");
     const unknownMethod = await fetch(rpc("NoSuchMethod"), {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...admin.headers, "content-type": "application/json" },
       body: "{}",
     });
     expect(unknownMethod.status).toBe(404);
     const wrongVerb = await fetch(`${t.baseUrl}/patients`, {
       method: "PATCH",
-      headers: { "content-type": "application/json" },
+      headers: { ...admin.headers, "content-type": "application/json" },
       body: "{}",
     });
     expect(wrongVerb.status).toBe(405);
@@ -181,12 +199,15 @@ describe("gRPC errors reach @grpc/grpc-js stubs with code, message and details",
   it("NOT_FOUND and INVALID_ARGUMENT with google.rpc.Status details", async () => {
     const stub = createGrpcJsClient(PatientService, t.address);
     try {
-      const missing = (await grpcUnary(stub, PatientService.method.getPatient, { name: "patients/nobody" }).catch(
-        (e) => e,
-      )) as grpc.ServiceError;
+      const missing = (await grpcUnary(
+        stub,
+        PatientService.method.getPatient,
+        { name: "patients/nobody" },
+        adminMetadata(),
+      ).catch((e) => e)) as grpc.ServiceError;
       expect(missing.code).toBe(grpc.status.NOT_FOUND);
       expect(missing.details).toBe("Patient not found.");
-      const invalid = (await grpcUnary(stub, PatientService.method.getPatient, { name: "bad" }).catch(
+      const invalid = (await grpcUnary(stub, PatientService.method.getPatient, { name: "bad" }, adminMetadata()).catch(
         (e) => e,
       )) as grpc.ServiceError;
       expect(invalid.code).toBe(grpc.status.INVALID_ARGUMENT);

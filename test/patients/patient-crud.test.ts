@@ -4,34 +4,43 @@ import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
+import { staffSession, type TestSession } from "../support/auth-fixtures.ts";
 import { newPatientJson } from "../support/patient-fixtures.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 import { fromJson } from "@bufbuild/protobuf";
 import { PatientSchema } from "../../gen/telemed/patient/v1/patient_pb.js";
 
 let t: TestApp;
+/**
+ * CreatePatient and ListPatients are for admins (patients come in through
+ * AuthService.SignUp), so the whole lifecycle runs as an admin, who may also read,
+ * change and delete any profile. Owners' access is test/patients/patient-access.test.ts's.
+ */
+let admin: TestSession;
 beforeAll(async () => {
   t = await startTestApp();
+  admin = await staffSession(t, "admin");
 });
 afterAll(async () => {
   await t?.close();
 });
 
-/** A typed client over each protocol a caller may use. */
+/** A typed client over each protocol a caller may use, authenticated as the admin. */
 function clients(): Record<string, Client<typeof PatientService>> {
+  const interceptors = [admin.interceptor];
   return {
     "Connect binary over HTTP/2": createClient(
       PatientService,
-      createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "2", useBinaryFormat: true }),
+      createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors }),
     ),
     "Connect JSON over HTTP/1.1": createClient(
       PatientService,
-      createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1" }),
+      createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors }),
     ),
-    "gRPC over h2c": createClient(PatientService, createGrpcTransport({ baseUrl: t.baseUrl })),
+    "gRPC over h2c": createClient(PatientService, createGrpcTransport({ baseUrl: t.baseUrl, interceptors })),
     "gRPC-Web over HTTP/1.1 (browser transport)": createClient(
       PatientService,
-      createGrpcWebTransport({ baseUrl: t.baseUrl }),
+      createGrpcWebTransport({ baseUrl: t.baseUrl, interceptors }),
     ),
   };
 }

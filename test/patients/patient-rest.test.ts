@@ -1,13 +1,17 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { staffSession, type TestSession } from "../support/auth-fixtures.ts";
 import { newPatientJson } from "../support/patient-fixtures.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
 const run = promisify(execFile);
 let t: TestApp;
+/** POST and GET /patients are admin-only; the admin, who may act on any profile, makes every call here. */
+let admin: TestSession;
 beforeAll(async () => {
   t = await startTestApp();
+  admin = await staffSession(t, "admin");
 });
 afterAll(async () => {
   await t?.close();
@@ -20,7 +24,7 @@ async function rest(
 ): Promise<{ status: number; json: Record<string, any> }> {
   const response = await fetch(`${t.baseUrl}${path}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: body === undefined ? admin.headers : { ...admin.headers, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, json: (await response.json()) as Record<string, any> };
@@ -97,6 +101,8 @@ describe("buf curl through server reflection (no local schema)", () => {
       "--protocol",
       "grpc",
       "--http2-prior-knowledge",
+      "-H",
+      `Authorization: Bearer ${admin.accessToken}`,
       "-d",
       JSON.stringify({ name: created.json.name }),
       `${t.baseUrl}/telemed.patient.v1.PatientService/GetPatient`,

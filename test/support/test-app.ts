@@ -1,3 +1,7 @@
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
 import { type RunningApp, startApp } from "../../src/app/start-app.ts";
 import { createLogger } from "../../src/observability/logger.ts";
@@ -11,6 +15,8 @@ export interface TestApp {
   readonly baseUrl: string;
   /** `127.0.0.1:PORT`, for grpc-js. */
   readonly address: string;
+  /** The app's DATA_DIR (its generated keys live under keys/). */
+  readonly dataDir: string;
   close(): Promise<void>;
 }
 
@@ -23,7 +29,12 @@ export async function startTestApp(
   options: { logs?: NodeJS.WritableStream } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase();
+  // Keys are generated into a folder of this app's own; Redis keys get a prefix of their own.
+  const dataDir = await mkdtemp(join(tmpdir(), "patient-test-app-"));
   const config = loadConfig({
+    DATA_DIR: dataDir,
+    REDIS_URL: process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379",
+    REDIS_KEY_PREFIX: `patient-test:${randomUUID()}:`,
     DATABASE_URL: database.url,
     PORT: "0",
     HOST: "127.0.0.1",
@@ -37,9 +48,11 @@ export async function startTestApp(
     database,
     baseUrl: `http://127.0.0.1:${app.port}`,
     address: `127.0.0.1:${app.port}`,
+    dataDir,
     close: async () => {
       await app.stop();
       await database.drop();
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

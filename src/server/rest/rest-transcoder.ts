@@ -1,5 +1,6 @@
 import { createRegistry, type Registry } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, createHandlerContext, type ContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
+import { peerValues } from "../peer-values.ts";
 import { file_google_rpc_error_details } from "../../../gen/google/rpc/error_details_pb.js";
 import { statusError } from "../../rpc/error-mapping.ts";
 import type { RpcTable } from "../../rpc/rpc-table.ts";
@@ -18,8 +19,6 @@ export interface RestTranscoderOptions {
   readonly readMaxBytes: number;
   /** Aborted when the server shuts down, so handlers stop waiting. */
   readonly shutdownSignal?: AbortSignal;
-  /** Fresh context values for each call (the other transports start from the same). */
-  readonly contextValues?: () => ContextValues;
 }
 
 /** REST/JSON in front of the RPC table. */
@@ -101,7 +100,7 @@ async function serve(
     shutdownSignal: options.shutdownSignal,
     requestSignal: clientGone.signal,
     requestHeader: requestHeaders(req),
-    contextValues: options.contextValues?.() ?? createContextValues(),
+    contextValues: peerValues(req),
   });
   try {
     const output = await entry.call(request, context);

@@ -4,6 +4,8 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../../gen/grpc/health/v1/health_pb.js";
+import { AccessControl } from "../../../src/auth/access-control.ts";
+import { invalidToken } from "../../../src/auth/token-verifier.ts";
 import { createLogger } from "../../../src/observability/logger.ts";
 import { RpcMetrics } from "../../../src/observability/metrics.ts";
 import { buildRpcTable } from "../../../src/rpc/call-pipeline.ts";
@@ -25,6 +27,16 @@ describe("Health through the call pipeline", () => {
       logger: createLogger("silent"),
       metrics,
       validator: new RequestValidator(),
+      // Health is anonymous: no token is ever verified here, and nothing is audited.
+      access: new AccessControl(
+        {
+          authenticate: () => {
+            throw invalidToken();
+          },
+        },
+        { grantsFor: async () => new Set() },
+      ),
+      audit: undefined,
     });
     const routes = (router: ConnectRouter) => {
       for (const entry of table.entries()) router.rpc(entry.method as never, entry.call as never);

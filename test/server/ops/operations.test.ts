@@ -13,6 +13,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PatientSchema } from "../../../gen/telemed/patient/v1/patient_pb.js";
 import { GetPatientRequestSchema, PatientService } from "../../../gen/telemed/patient/v1/patient_service_pb.js";
+import { staffSession, type TestSession } from "../../support/auth-fixtures.ts";
 import { newPatientJson } from "../../support/patient-fixtures.ts";
 import { startTestApp, type TestApp } from "../../support/test-app.ts";
 
@@ -20,11 +21,14 @@ const run = promisify(execFile);
 
 describe("observability: /metrics and logs", () => {
   let t: TestApp;
+  /** CreatePatient is admin-only; an admin may also read any profile. */
+  let admin: TestSession;
   const logs: string[] = [];
   beforeAll(async () => {
     const sink = new PassThrough();
     sink.on("data", (chunk: Buffer) => logs.push(...chunk.toString("utf8").split("\n").filter(Boolean)));
     t = await startTestApp({ LOG_LEVEL: "debug" }, { logs: sink });
+    admin = await staffSession(t, "admin");
   });
   afterAll(async () => {
     await t?.close();
@@ -33,11 +37,11 @@ describe("observability: /metrics and logs", () => {
   it("counts every RPC by method, protocol and code, with a latency histogram", async () => {
     const created = await fetch(`${t.baseUrl}/patients`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...admin.headers, "content-type": "application/json" },
       body: JSON.stringify(newPatientJson()),
     });
     expect(created.status).toBe(200);
-    await fetch(`${t.baseUrl}/patients/nobody`);
+    await fetch(`${t.baseUrl}/patients/nobody`, { headers: admin.headers });
     const metrics = await (await fetch(`${t.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/rpc_server_handled_total\{method="CreatePatient",code="ok",protocol="rest"\} 1/);
     expect(metrics).toMatch(/rpc_server_handled_total\{method="GetPatient",code="NotFound",protocol="rest"\} 1/);
@@ -50,13 +54,13 @@ describe("observability: /metrics and logs", () => {
     const email = (patient.contact as { email: string }).email;
     const response = await fetch(`${t.baseUrl}/patients`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-request-id": "req-log-check-1" },
+      headers: { ...admin.headers, "content-type": "application/json", "x-request-id": "req-log-check-1" },
       body: JSON.stringify(patient),
     });
     expect(response.headers.get("x-request-id")).toBe("req-log-check-1");
     const duplicate = await fetch(`${t.baseUrl}/patients`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-request-id": "req-log-check-2" },
+      headers: { ...admin.headers, "content-type": "application/json", "x-request-id": "req-log-check-2" },
       body: JSON.stringify(patient),
     });
     expect(duplicate.status).toBe(409);
@@ -72,7 +76,11 @@ describe("observability: /metrics and logs", () => {
 describe("graceful shutdown", () => {
   it("lets calls in flight finish, then refuses new connections", async () => {
     const t = await startTestApp();
-    const client = createClient(PatientService, createGrpcTransport({ baseUrl: t.baseUrl }));
+    const admin = await staffSession(t, "admin");
+    const client = createClient(
+      PatientService,
+      createGrpcTransport({ baseUrl: t.baseUrl, interceptors: [admin.interceptor] }),
+    );
     const { patient } = await client.createPatient({ patient: fromJson(PatientSchema, newPatientJson() as never) });
     // Block reads of the table so the calls are provably inside the server when shutdown starts.
     const blocker = new pg.Client({ connectionString: t.database.url });
@@ -197,10 +205,16 @@ describe("deadlines on the native gRPC path", () => {
   it("the server itself answers DEADLINE_EXCEEDED when the handler outlives grpc-timeout", async () => {
     const t = await startTestApp();
     const blocker = new pg.Client({ connectionString: t.database.url });
+    // Connected before anything can fail: a query on a client never connected waits
+    // forever, and the `finally` below would turn any failure into a test timeout.
+    await blocker.connect();
     try {
-      const client = createClient(PatientService, createGrpcTransport({ baseUrl: t.baseUrl }));
+      const admin = await staffSession(t, "admin");
+      const client = createClient(
+        PatientService,
+        createGrpcTransport({ baseUrl: t.baseUrl, interceptors: [admin.interceptor] }),
+      );
       const { patient } = await client.createPatient({ patient: fromJson(PatientSchema, newPatientJson() as never) });
-      await blocker.connect();
       await blocker.query("begin; lock table patients in access exclusive mode");
       // A raw HTTP/2 call, so the status comes from the server's trailers and not from a
       // client library enforcing the deadline locally.
@@ -215,6 +229,7 @@ describe("deadlines on the native gRPC path", () => {
           "content-type": "application/grpc",
           te: "trailers",
           "grpc-timeout": "300m",
+          authorization: `Bearer ${admin.accessToken}`,
         });
         stream.on("trailers", resolve);
         stream.on("error", reject);

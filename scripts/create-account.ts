@@ -1,0 +1,60 @@
+/**
+ * `npm run account:create -- --role admin --email ops@example.com`: creates a staff
+ * account (doctor, paramedic or admin). The password is read from the environment
+ * variable ACCOUNT_PASSWORD (never from the command line, where `ps` and shell
+ * history would keep it). Staff enrol in MFA at their first log-in. With
+ * DATABASE_URL unset it uses the embedded PostgreSQL in DATA_DIR.
+ *
+ * Exit codes: 0 created, 1 failed, 2 bad arguments or configuration.
+ */
+import { parseArgs } from "node:util";
+import { AccountStore } from "../src/auth/account-store.ts";
+import { passwordsWith } from "../src/auth/auth-parts.ts";
+import { createStaffAccount } from "../src/auth/staff-accounts.ts";
+import { migrateUp } from "../src/db/migrate.ts";
+import { createLogger } from "../src/observability/logger.ts";
+import { DomainError } from "../src/shared/domain-errors.ts";
+import { scriptConfig, withDatabase } from "./script-database.ts";
+
+const roles = ["doctor", "paramedic", "admin"] as const;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { role: { type: "string" }, email: { type: "string" } } });
+  const role = roles.find((r) => r === values.role);
+  const password = process.env.ACCOUNT_PASSWORD ?? "";
+  if (role === undefined || !values.email || password === "") {
+    process.stderr.write(
+      "usage: ACCOUNT_PASSWORD=… npm run account:create -- --role doctor|paramedic|admin --email someone@example.com\n",
+    );
+    return 2;
+  }
+  const email = values.email;
+  const config = scriptConfig();
+  if (config === undefined) return 2;
+  return withDatabase(config, createLogger(config.logLevel), async (orm) => {
+    await migrateUp(orm);
+    try {
+      const account = await createStaffAccount(
+        new AccountStore(() => orm.em.fork()),
+        passwordsWith(config.auth.passwordHashCost),
+        { email, role, password },
+        new Date(),
+      );
+      process.stdout.write(`created accounts/${account.id} (${role})\n`);
+      return 0;
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      const details = error.violations.map((v) => `  - ${v.description}`).join("\n");
+      process.stderr.write(`${error.message}\n${details}\n`);
+      return 1;
+    }
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`account:create failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,234 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Orm } from "../db/orm.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
+import { type AuditEntryFields, type ChainedAuditEntry, chainEntries } from "./audit-chain.ts";
+import type { AuditEntryDraft } from "./audit-entry.ts";
+import { auditFieldsOf } from "./audit-fields.ts";
+
+/** Entries one group-commit transaction writes at most (one multi-row INSERT). */
+export const defaultMaxBatchSize = 256;
+
+/** Tuning of an AuditLog; the defaults suit the service. */
+export interface AuditLogOptions {
+  /** Entries per transaction at most; 256 by default. */
+  readonly maxBatchSize?: number;
+}
+
+/** Counters since the log was created, for metrics and tests. */
+export interface AuditLogStats {
+  /** Group-commit transactions committed. */
+  readonly batches: number;
+  /** Entries those transactions wrote. */
+  readonly entries: number;
+  /** Group-commit transactions that failed (each rejected all of its callers). */
+  readonly failedBatches: number;
+  /** The most entries one transaction wrote. */
+  readonly largestBatch: number;
+}
+
+/**
+ * An audit entry could not be written. It carries the database error's class and
+ * SQLSTATE but not the error itself as `cause`: MikroORM's message quotes the SQL
+ * with the entries inlined, and loggers print causes. `databaseError` (not
+ * enumerable, so serialisers skip it) keeps it for a debugger.
+ */
+export class AuditWriteError extends Error {
+  /** The SQLSTATE, when the database answered (`23505`, `40P01`, …). */
+  readonly code: string | undefined;
+  declare readonly databaseError: unknown;
+
+  constructor(error: unknown) {
+    const type = error instanceof Error ? error.constructor.name : typeof error;
+    const code = (error as { code?: unknown } | undefined)?.code;
+    super(`audit entries could not be written (${type}${typeof code === "string" ? ` ${code}` : ""})`);
+    this.name = "AuditWriteError";
+    this.code = typeof code === "string" ? code : undefined;
+    Object.defineProperty(this, "databaseError", { value: error, enumerable: false });
+  }
+}
+
+interface Waiting {
+  readonly fields: AuditEntryFields;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * The append-only, hash-chained audit log (RQ-PT004, audit-chain.ts).
+ *
+ * `record` group-commits: entries that arrive in the same turn of the event loop are
+ * written by one transaction (lock the chain head, one multi-row INSERT, move the
+ * head, commit), and each caller's promise settles only after that commit, so a
+ * request never answers before its audit entry is durable. While one batch is being
+ * written the next one gathers; at most one batch per process is in flight, and
+ * processes take turns on the head row's lock. A failed batch rejects all its callers.
+ *
+ * `recordWithin` appends inside the caller's open transaction instead, for changes
+ * that must be audited atomically with the change. It holds the head's lock until
+ * that transaction ends, which pauses every other audit write: call it as the last
+ * statement before commit.
+ */
+export class AuditLog {
+  readonly #em: () => EntityManager;
+  readonly #clock: Clock;
+  readonly #maxBatchSize: number;
+  #queue: Waiting[] = [];
+  #scheduled: NodeJS.Immediate | undefined;
+  #writing = false;
+  #closed = false;
+  #idle: (() => void)[] = [];
+  #stats = { batches: 0, entries: 0, failedBatches: 0, largestBatch: 0 };
+
+  constructor(source: Orm | (() => EntityManager), clock: Clock = systemClock, options: AuditLogOptions = {}) {
+    this.#em = typeof source === "function" ? source : () => source.em.fork();
+    this.#clock = clock;
+    this.#maxBatchSize = Math.max(1, Math.trunc(options.maxBatchSize ?? defaultMaxBatchSize));
+  }
+
+  /**
+   * Appends one entry and resolves once it is committed. Rejects with an
+   * AuditWriteError when its batch failed, a TypeError for a malformed draft (only
+   * that caller), or an Error after `close`.
+   */
+  record(draft: AuditEntryDraft): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("the audit log is closed"));
+    let fields: AuditEntryFields;
+    try {
+      fields = auditFieldsOf(draft, this.#clock.now());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#queue.push({ fields, resolve, reject });
+    this.#schedule();
+    return promise;
+  }
+
+  /**
+   * Appends entries inside `em`'s open transaction (the caller commits or rolls
+   * back; a rollback leaves neither entries nor a gap). Throws without one: outside a
+   * transaction the head's lock would not hold until the entries are committed.
+   */
+  async recordWithin(em: EntityManager, drafts: readonly AuditEntryDraft[]): Promise<void> {
+    if (drafts.length === 0) return;
+    if (!em.isInTransaction()) throw new Error("recordWithin needs an EntityManager inside a transaction");
+    const now = this.#clock.now();
+    await appendEntries(
+      em,
+      drafts.map((draft) => auditFieldsOf(draft, now)),
+    );
+  }
+
+  /** Refuses new `record` calls and resolves when every pending entry is written (or has failed). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (!this.#busy()) return;
+    await new Promise<void>((resolve) => this.#idle.push(resolve));
+  }
+
+  get stats(): AuditLogStats {
+    return { ...this.#stats };
+  }
+
+  #busy(): boolean {
+    return this.#writing || this.#scheduled !== undefined || this.#queue.length > 0;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled !== undefined || this.#writing) return;
+    // setImmediate runs after the I/O callbacks of this turn: the entries of requests
+    // that arrived together join one batch.
+    this.#scheduled = setImmediate(() => {
+      this.#scheduled = undefined;
+      void this.#writeBatch();
+    });
+  }
+
+  async #writeBatch(): Promise<void> {
+    const batch = this.#queue.splice(0, this.#maxBatchSize);
+    if (batch.length > 0) {
+      this.#writing = true;
+      try {
+        await this.#em().transactional((em) =>
+          appendEntries(
+            em,
+            batch.map((waiting) => waiting.fields),
+          ),
+        );
+        this.#stats.batches++;
+        this.#stats.entries += batch.length;
+        this.#stats.largestBatch = Math.max(this.#stats.largestBatch, batch.length);
+        for (const waiting of batch) waiting.resolve();
+      } catch (error) {
+        this.#stats.failedBatches++;
+        const failure = new AuditWriteError(error);
+        for (const waiting of batch) waiting.reject(failure);
+      } finally {
+        this.#writing = false;
+      }
+    }
+    if (this.#queue.length > 0) {
+      this.#schedule();
+    } else if (!this.#busy()) {
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+}
+
+type HeadRow = { readonly sequence: string; readonly hash: string };
+
+/** Columns of `audit_log` in the order `appendEntries` writes them. */
+const insertColumns =
+  '"sequence", "event_time", "actor", "actor_role", "subject_patient_id", "proxy", "action", "resource", ' +
+  '"outcome", "rpc", "request_id", "client_address", "reason", "prev_hash", "hash"';
+const rowPlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, decode(?, 'hex'), decode(?, 'hex'))";
+
+/**
+ * Appends entries after the chain head, in `em`'s transaction: two statements. The
+ * head row's lock (`for update`) orders appends across connections and processes; the
+ * INSERT and the head's move are one statement (a data-modifying CTE).
+ */
+export async function appendEntries(
+  em: EntityManager,
+  entries: readonly AuditEntryFields[],
+): Promise<ChainedAuditEntry[]> {
+  const head: HeadRow | undefined = await em.execute<HeadRow>(
+    `select "sequence"::text as "sequence", encode("hash", 'hex') as "hash" from "audit_chain_head" where "id" = 1 for update`,
+    [],
+    "get",
+  );
+  if (head === undefined) throw new Error("audit_chain_head has no row: are the migrations applied?");
+  const chained = chainEntries({ sequence: BigInt(head.sequence), hash: head.hash }, entries);
+  const last = chained.at(-1);
+  if (last === undefined) return chained;
+  const params: (string | boolean | null)[] = [];
+  for (const entry of chained) {
+    params.push(
+      entry.sequence.toString(),
+      entry.eventTime,
+      entry.actor,
+      entry.actorRole,
+      entry.subjectPatientId,
+      entry.proxy,
+      entry.action,
+      entry.resource,
+      entry.outcome,
+      entry.rpc,
+      entry.requestId,
+      entry.clientAddress,
+      entry.reason,
+      entry.prevHash,
+      entry.hash,
+    );
+  }
+  params.push(last.sequence.toString(), last.hash, head.sequence);
+  const result = await em.execute<{ affectedRows: number }>(
+    `with "appended" as (insert into "audit_log" (${insertColumns}) values ${chained.map(() => rowPlaceholders).join(", ")}) ` +
+      `update "audit_chain_head" set "sequence" = ?, "hash" = decode(?, 'hex') where "id" = 1 and "sequence" = ?`,
+    params,
+    "run",
+  );
+  // Cannot happen while the lock is held; a cheap guard against a head moved by hand.
+  if (result.affectedRows !== 1) throw new Error("audit_chain_head moved while locked");
+  return chained;
+}

@@ -1,0 +1,185 @@
+import { DriverException, type EntityManager } from "@mikro-orm/postgresql";
+import { alreadyExists, DomainError, notFound } from "../shared/domain-errors.ts";
+import type { Patient } from "./patient.ts";
+import { calendarDateToText, type PatientRecord, patientColumns, patientFromRecord } from "./patient-entity.ts";
+
+/** A create checked and given its id and time, waiting to be written with the others of its turn. */
+export interface PendingCreate {
+  /** What the caller gets when the row is stored: everything but the database's answer is known. */
+  readonly patient: Patient;
+  /** The AIP-155 request id, when the caller sent one. */
+  readonly requestId: string | undefined;
+}
+
+/** A row found by request id, with whether it has been deleted since. */
+type ReplayRecord = PatientRecord & { readonly create_request_id: string; readonly deleted: boolean };
+
+const resource = "Patient";
+
+/** A `patients` row as the INSERT reads it from JSON: jsonb columns as nested JSON, `updated_at` and `version` implied. */
+interface Row {
+  readonly id: string;
+  readonly given_name: string;
+  readonly family_name: string;
+  readonly birth_date: string;
+  readonly sex: string;
+  readonly email: string;
+  readonly phone: string;
+  readonly preferred_language: string;
+  readonly upi_id: string;
+  readonly address: object | null;
+  readonly insurance: object | null;
+  readonly emergency_contacts: readonly object[];
+  readonly created_at: string;
+  readonly create_request_id: string | null;
+}
+
+/**
+ * The batch as one JSON array, typed back into columns by `jsonb_to_recordset`. The
+ * statement text is the same for every batch size, and the rows travel as one value:
+ * MikroORM inlines parameters as literals and escapes strings character by character
+ * in JavaScript (~10 µs per row here), while a Buffer is written as hex by Node. The
+ * jsonb parts (address, insurance, contacts) are nested JSON, not strings in strings.
+ *
+ * `on conflict do nothing` has no target, so every unique index is an arbiter: the
+ * request id's and the email's (partial, live rows only). A row that conflicts with
+ * a stored row, or with one inserted earlier by the same statement, is skipped
+ * instead of failing the statement; `returning "id"` tells which rows went in.
+ */
+const insertSql = (() => {
+  const types = {
+    id: "uuid",
+    given_name: "text",
+    family_name: "text",
+    birth_date: "date",
+    sex: "text",
+    email: "text",
+    phone: "text",
+    preferred_language: "text",
+    upi_id: "text",
+    address: "jsonb",
+    insurance: "jsonb",
+    emergency_contacts: "jsonb",
+    created_at: "timestamptz",
+    create_request_id: "uuid",
+  } satisfies Record<keyof Row, string>;
+  const names = Object.keys(types).map((name) => `"${name}"`);
+  const record = Object.entries(types).map(([name, type]) => `"${name}" ${type}`);
+  return (
+    `insert into "patients" (${names.join(", ")}, "updated_at", "version") ` +
+    `select ${names.join(", ")}, "created_at", 1 ` +
+    `from jsonb_to_recordset(convert_from(?, 'UTF8')::jsonb) as r(${record.join(", ")}) ` +
+    `on conflict do nothing returning "id"`
+  );
+})();
+
+/**
+ * Writes the creates in one INSERT and settles each on its own: the stored profile,
+ * the profile an earlier create with the same request id made (a replay), or the
+ * error that create gets. One row's failure never fails the others:
+ *
+ * - a row skipped for its request id is a replay, answered from one follow-up read
+ *   for the whole batch: NOT_FOUND when that profile was deleted since, and
+ *   INVALID_ARGUMENT (REQUEST_ID_REUSED) when it was made for another email. Two
+ *   creates of one batch with the same request id are one create and its replay;
+ * - a row skipped otherwise lost its email to a live profile (perhaps one of the
+ *   same batch): ALREADY_EXISTS (EMAIL_ALREADY_REGISTERED);
+ * - when the database refuses the whole statement because of its data (a value too
+ *   long, a check, a deadlock with a concurrent batch), each create is retried in a
+ *   statement of its own, so only the bad one fails.
+ */
+export async function insertPatients(
+  em: EntityManager,
+  creates: readonly PendingCreate[],
+): Promise<(Patient | Error)[]> {
+  let inserted: { id: string }[];
+  try {
+    inserted = await em.execute<{ id: string }[]>(insertSql, [rowsJson(creates)], "all");
+  } catch (error) {
+    if (creates.length === 1 || !isRefusalOfData(error)) return creates.map(() => asError(error));
+    const alone = await Promise.all(creates.map((create) => insertPatients(em, [create])));
+    return alone.map(([outcome]) => outcome as Patient | Error);
+  }
+  if (inserted.length === creates.length) return creates.map((create) => create.patient);
+  const stored = new Set(inserted.map((row) => row.id));
+  const skippedRequestIds = creates
+    .filter((create) => create.requestId !== undefined && !stored.has(create.patient.id))
+    .map((create) => create.requestId as string);
+  const replays = await replayRecords(em, skippedRequestIds);
+  return creates.map((create) => {
+    if (stored.has(create.patient.id)) return create.patient;
+    const replay = create.requestId === undefined ? undefined : replays.get(create.requestId);
+    return replay === undefined ? emailTaken() : replayed(replay, create.patient.contact.email);
+  });
+}
+
+/**
+ * The rows as JSON, in the order the creates arrived, so that of two creates with the
+ * same email or request id the earlier one is stored, as it would be without batching.
+ * (Two batches in flight that share two emails in opposite orders could deadlock;
+ * PostgreSQL then aborts one statement, and its rows are retried one by one.)
+ */
+function rowsJson(creates: readonly PendingCreate[]): Buffer {
+  const rows = creates.map(
+    ({ patient, requestId }): Row => ({
+      id: patient.id,
+      given_name: patient.legalName.given,
+      family_name: patient.legalName.family,
+      birth_date: calendarDateToText(patient.birthDate),
+      sex: patient.sex,
+      email: patient.contact.email,
+      phone: patient.contact.phone,
+      preferred_language: patient.preferredLanguage,
+      upi_id: patient.upiId,
+      address: patient.contact.address ?? null,
+      insurance: patient.insurance ?? null,
+      emergency_contacts: patient.emergencyContacts,
+      created_at: patient.createTime.toISOString(),
+      create_request_id: requestId ?? null,
+    }),
+  );
+  return Buffer.from(JSON.stringify(rows), "utf8");
+}
+
+/** The stored rows of these request ids (deleted ones too), by request id; one query, none when there are none. */
+async function replayRecords(em: EntityManager, requestIds: readonly string[]): Promise<Map<string, ReplayRecord>> {
+  if (requestIds.length === 0) return new Map();
+  const records = await em.execute<ReplayRecord[]>(
+    `select ${patientColumns}, "create_request_id", "deleted_at" is not null as "deleted" ` +
+      `from "patients" where "create_request_id" in (?)`,
+    [[...new Set(requestIds)]],
+    "all",
+  );
+  return new Map(records.map((record) => [record.create_request_id, record]));
+}
+
+/** A retry's answer: the profile its request made, as it is now, if still live and made for the same email. */
+function replayed(record: ReplayRecord, email: string): Patient | Error {
+  // A retry must neither resurrect a deleted profile nor make a new one.
+  if (record.deleted) return notFound(resource);
+  if (record.email !== email) {
+    const description = "was already used for a different request";
+    return new DomainError("invalid-argument", "REQUEST_ID_REUSED", `This request_id ${description}.`, {
+      violations: [{ field: "request_id", description }],
+    });
+  }
+  return patientFromRecord(record);
+}
+
+/** ALREADY_EXISTS for an email a live profile has; the message does not repeat the address. */
+export function emailTaken(): DomainError {
+  return alreadyExists("EMAIL_ALREADY_REGISTERED", "A patient with this email address is already registered.");
+}
+
+/**
+ * Whether PostgreSQL refused the statement for what it wrote (SQLSTATE classes 22
+ * data exception, 23 integrity constraint, 40 transaction rollback such as a
+ * deadlock), so that the rows alone may fare differently. A lost connection is not.
+ */
+function isRefusalOfData(error: unknown): boolean {
+  return error instanceof DriverException && /^(22|23|40)/.test(String(error.code));
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

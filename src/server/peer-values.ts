@@ -1,0 +1,11 @@
+import { type ContextValues, createContextValues } from "@connectrpc/connect";
+import { clientAddressKey } from "../rpc/context-keys.ts";
+
+/**
+ * The context values every transport starts a call with: the client's address as the
+ * socket saw it (for the audit log and per-address login limits). Behind a proxy this
+ * is the proxy's address; X-Forwarded-For is not trusted, since any client can send it.
+ */
+export function peerValues(req: { socket?: { remoteAddress?: string | undefined } | null }): ContextValues {
+  return createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "");
+}
