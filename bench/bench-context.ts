@@ -19,6 +19,13 @@ export interface BenchContext {
   readonly patientNames: string[];
   /** How many patients the many-patient GetPatient targets spread their reads over. */
   readonly manyPatients: number;
+  /**
+   * DATA_DIR of every service child, made once per run: the token signing key the
+   * first child generates there verifies the admin's token in all the others.
+   */
+  readonly dataDir: string;
+  /** The admin's access token (bench-admin.ts), once the first service target asked for it. */
+  adminToken?: Promise<string>;
 }
 
 /** One measured target. */

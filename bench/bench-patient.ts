@@ -3,18 +3,22 @@ import {
   CreatePatientRequestSchema,
   CreatePatientResponseSchema,
 } from "../gen/telemed/patient/v1/patient_service_pb.js";
+import { ensureBenchAdmin } from "./bench-admin.ts";
 import type { BenchContext } from "./bench-context.ts";
 import { grpcJsUnaryMany } from "./grpc-js-call.ts";
 import { startChild } from "./pinned-child.ts";
 import { benchEmail, benchPatient } from "./patient-fixture.ts";
+import { bearerHeader } from "./verify-request.ts";
 
 /**
  * The profiles GetPatient reads: created through the service itself with a real
- * grpc-js client (which also checks that CreatePatient works before any load), and
- * remembered in the context for the later targets. The first one is "the patient"
- * of the single-patient targets. Returns at least `count` resource names.
+ * grpc-js client, as the run's admin (CreatePatient is for admins; this also checks
+ * that it works before any load), and remembered in the context for the later
+ * targets. The first one is "the patient" of the single-patient targets. Returns at
+ * least `count` resource names.
  */
 export async function ensureBenchPatients(context: BenchContext, port: number, count = 1): Promise<string[]> {
+  const auth = bearerHeader(await ensureBenchAdmin(context, port));
   const have = context.patientNames.length;
   if (have >= count) return context.patientNames;
   const requests = Array.from({ length: count - have }, (_, i) =>
@@ -28,6 +32,7 @@ export async function ensureBenchPatients(context: BenchContext, port: number, c
     "/telemed.patient.v1.PatientService/CreatePatient",
     requests,
     16,
+    auth,
   );
   for (const answer of answers) {
     const name = fromBinary(CreatePatientResponseSchema, answer).patient?.name;
@@ -37,7 +42,11 @@ export async function ensureBenchPatients(context: BenchContext, port: number, c
   return context.patientNames;
 }
 
-/** Environment of the service child: the bench database, a free port, the shared pool size. */
+/**
+ * Environment of the service child: the bench database, a free port, the shared pool
+ * size, and the run's DATA_DIR (its keys sign and verify the admin's token in every
+ * child), with access tokens that outlast the run.
+ */
 export function serviceEnv(context: BenchContext): Record<string, string> {
   return {
     DATABASE_URL: context.database.url,
@@ -45,6 +54,8 @@ export function serviceEnv(context: BenchContext): Record<string, string> {
     HOST: "127.0.0.1",
     LOG_LEVEL: "error",
     DB_POOL_MAX: String(context.poolMax),
+    DATA_DIR: context.dataDir,
+    ACCESS_TOKEN_TTL_SECONDS: "3600",
   };
 }
 

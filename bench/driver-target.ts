@@ -9,6 +9,8 @@ export interface DriverLoad {
   readonly path: string;
   readonly protocol: "grpc" | "connect";
   readonly bodies: BodySource;
+  /** Headers sent besides the protocol's own, for example `authorization`. */
+  readonly headers?: Readonly<Record<string, string>>;
   /** What `prepare` verified, for the report. */
   readonly checks: readonly string[];
 }
@@ -35,7 +37,7 @@ export async function measureServerWithDriver(
     const options: H2LoadOptions = {
       origin: `http://127.0.0.1:${port}`,
       path: load.path,
-      headers: load.protocol === "grpc" ? grpcHeaders : connectJsonHeaders,
+      headers: { ...(load.protocol === "grpc" ? grpcHeaders : connectJsonHeaders), ...load.headers },
       protocol: load.protocol,
       bodies: load.bodies,
       amount: settings.amount,

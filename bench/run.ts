@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/config.ts";
@@ -42,8 +42,11 @@ async function main(): Promise<number> {
   // A closed pipe (`npm run bench | head`) must not kill the run before the database is dropped.
   process.stdout.on("error", () => undefined);
   const database = await createBenchDatabase();
+  // One DATA_DIR for every service child: the key the first one generates verifies the admin's token in the rest.
+  const dataDir = await mkdtemp(join(tmpdir(), "patient-bench-data-"));
+  const cleanUp = () => Promise.all([database.drop(), rm(dataDir, { recursive: true, force: true })]);
   const stopOnSignal = () => {
-    void database.drop().finally(() => process.exit(130));
+    void cleanUp().finally(() => process.exit(130));
   };
   process.once("SIGINT", stopOnSignal);
   process.once("SIGTERM", stopOnSignal);
@@ -59,6 +62,7 @@ async function main(): Promise<number> {
       profileDir: settings.profileDir ?? (await mkdtemp(join(tmpdir(), "patient-bench-profiles-"))),
       patientNames: [],
       manyPatients: settings.patients,
+      dataDir,
     };
     // Waiting for other work to finish is bounded, so the whole bench stays within ~3 minutes.
     let quietWaitBudgetMs = 20_000;
@@ -70,7 +74,7 @@ async function main(): Promise<number> {
     }
     if (settings.profile.length > 0) process.stdout.write(`\nCPU profiles: ${context.profileDir}\n`);
   } finally {
-    await database.drop();
+    await cleanUp();
   }
 
   const ratios = computeRatios(reports, disturbedCores);
@@ -106,6 +110,7 @@ function methodLines(settings: BenchSettings, pinning: CpuPinning): string[] {
     `${streams} concurrent streams on one HTTP/2 connection: h2load -c 1 -m ${streams}, or the bench driver (node:http2, one session, ${streams} streams) where requests must differ; ${amount} per target after ${settings.warmupSeconds} s of warm-up`,
     `many patients: GetPatient spread over ${settings.patients} patients, compared with echoes under the same driver (the service batches concurrent reads, so a single patient is its best case)`,
     pinning.description,
+    "service targets call as an admin (created once per run, MFA-enrolled through AuthService) with `authorization: Bearer <access token>`: every call is authenticated and access-checked, and every successful GetPatient waits for its group-committed audit entry",
     "each server in its own child process, started and stopped in turn; p50/p99 from every request's latency",
     "CPU µs/call: CPU time of the process under test (server, or raw pg driver) per call, from /proc; PG CPU µs/call: of the PostgreSQL backends of the bench database; DB stmts/call: its transactions per call (pg_stat_database, ~10%)",
     `other load: CPU cores used meanwhile by processes that are neither the bench's nor PostgreSQL's (median of 1 s samples); each target waits for a quiet machine first, and from ${disturbedCores} cores a run is flagged`,

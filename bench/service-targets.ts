@@ -1,5 +1,11 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { GetPatientRequestSchema, GetPatientResponseSchema } from "../gen/telemed/patient/v1/patient_service_pb.js";
+import {
+  CreatePatientRequestSchema,
+  CreatePatientResponseSchema,
+  GetPatientRequestSchema,
+  GetPatientResponseSchema,
+} from "../gen/telemed/patient/v1/patient_service_pb.js";
+import { ensureBenchAdmin } from "./bench-admin.ts";
 import { type BenchContext, type BenchTarget, serverSpec, type TargetOutcome } from "./bench-context.ts";
 import { countBenchRows, ensureBenchPatients, serviceEnv } from "./bench-patient.ts";
 import { grpcFrame } from "./grpc-frame.ts";
@@ -7,8 +13,9 @@ import { grpcJsUnaryMany } from "./grpc-js-call.ts";
 import { type DriverLoad, measureServerWithDriver } from "./driver-target.ts";
 import type { H2loadTarget } from "./h2load.ts";
 import { measureServerWithH2load } from "./h2load-target.ts";
+import { benchEmail, benchPatient } from "./patient-fixture.ts";
 import type { TargetId } from "./settings.ts";
-import { connectJsonHeaders, grpcHeaders, verifyGrpcTarget, verifyJsonTarget } from "./verify-request.ts";
+import { bearerHeader, connectJsonHeaders, grpcHeaders, verifyGrpcTarget, verifyJsonTarget } from "./verify-request.ts";
 
 const getPatientPath = "/telemed.patient.v1.PatientService/GetPatient";
 const createPatientPath = "/telemed.patient.v1.PatientService/CreatePatient";
@@ -17,12 +24,18 @@ const getPatientGrpcBody = (name: string) =>
   grpcFrame(toBinary(GetPatientRequestSchema, create(GetPatientRequestSchema, { name })));
 const getPatientJsonBody = (name: string) => Buffer.from(JSON.stringify({ name }));
 
+/**
+ * Every service target calls as the run's admin (GetPatient allows the patient and
+ * admins; CreatePatient only admins), so each request carries the admin's token.
+ */
+type Auth = { readonly authorization: string };
+
 /** GetPatient over gRPC of one patient, checked once with the exact bytes and with grpc-js. */
-async function verifiedGetPatientGrpc(port: number, name: string): Promise<H2loadTarget> {
+async function verifiedGetPatientGrpc(port: number, name: string, auth: Auth): Promise<H2loadTarget> {
   const target = {
     url: `http://127.0.0.1:${port}${getPatientPath}`,
     body: getPatientGrpcBody(name),
-    headers: grpcHeaders,
+    headers: { ...grpcHeaders, ...auth },
   };
   const answer = fromBinary(GetPatientResponseSchema, await verifyGrpcTarget(target));
   if (answer.patient?.name !== name) throw new Error(`GetPatient over gRPC answered ${answer.patient?.name}`);
@@ -30,11 +43,11 @@ async function verifiedGetPatientGrpc(port: number, name: string): Promise<H2loa
 }
 
 /** GetPatient over Connect JSON of one patient, checked once with the exact bytes. */
-async function verifiedGetPatientJson(port: number, name: string): Promise<H2loadTarget> {
+async function verifiedGetPatientJson(port: number, name: string, auth: Auth): Promise<H2loadTarget> {
   const target = {
     url: `http://127.0.0.1:${port}${getPatientPath}`,
     body: getPatientJsonBody(name),
-    headers: connectJsonHeaders,
+    headers: { ...connectJsonHeaders, ...auth },
   };
   const answer = (await verifyJsonTarget(target)) as { patient?: { name?: string } };
   if (answer.patient?.name !== name) throw new Error(`GetPatient over Connect JSON answered ${JSON.stringify(answer)}`);
@@ -45,13 +58,15 @@ async function verifiedGetPatientJson(port: number, name: string): Promise<H2loa
 function getPatientMany(context: BenchContext, protocol: "grpc" | "connect") {
   return async (port: number): Promise<DriverLoad> => {
     const names = (await ensureBenchPatients(context, port, context.manyPatients)).slice(0, context.manyPatients);
+    const auth = bearerHeader(await ensureBenchAdmin(context, port));
     // The exact bytes of the first body (and grpc-js for gRPC); then every patient is read once through grpc-js.
-    await (protocol === "grpc" ? verifiedGetPatientGrpc : verifiedGetPatientJson)(port, names[0] as string);
+    await (protocol === "grpc" ? verifiedGetPatientGrpc : verifiedGetPatientJson)(port, names[0] as string, auth);
     const answers = await grpcJsUnaryMany(
       `127.0.0.1:${port}`,
       getPatientPath,
       names.map((name) => toBinary(GetPatientRequestSchema, create(GetPatientRequestSchema, { name }))),
       16,
+      auth,
     );
     answers.forEach((answer, i) => {
       if (fromBinary(GetPatientResponseSchema, answer).patient?.name !== names[i]) {
@@ -63,7 +78,10 @@ function getPatientMany(context: BenchContext, protocol: "grpc" | "connect") {
       path: getPatientPath,
       protocol,
       bodies: { kind: "rotate", bodies: names.map((name) => body(name).toString("base64")) },
-      checks: [`verified the first body with its exact bytes, and a read of each of the ${names.length} patients`],
+      headers: auth,
+      checks: [
+        `verified the first body with its exact bytes, and a read of each of the ${names.length} patients, as the admin`,
+      ],
     };
   };
 }
@@ -75,12 +93,24 @@ function createPatient(context: BenchContext): Promise<TargetOutcome> {
     context,
     serverSpec(context, "create-patient", { script: "service-server.ts", env: serviceEnv(context) }),
     async (port) => {
-      await ensureBenchPatients(context, port, 1);
+      const auth = bearerHeader(await ensureBenchAdmin(context, port));
+      // One create of its own (another prefix, so the row count below stays exact) with a real client.
+      const request = create(CreatePatientRequestSchema, { patient: benchPatient(benchEmail(`${context.runId}v`, 0)) });
+      const [answer] = await grpcJsUnaryMany(
+        `127.0.0.1:${port}`,
+        createPatientPath,
+        [toBinary(CreatePatientRequestSchema, request)],
+        1,
+        auth,
+      );
+      const name = fromBinary(CreatePatientResponseSchema, answer as Buffer).patient?.name;
+      if (!name?.startsWith("patients/")) throw new Error(`CreatePatient answered without a resource name: ${name}`);
       return {
         path: createPatientPath,
         protocol: "grpc",
         bodies: { kind: "create-patient", prefix },
-        checks: ["verified CreatePatient with a grpc-js call"],
+        headers: auth,
+        checks: ["verified CreatePatient with a grpc-js call, as the admin"],
       };
     },
     async (report) => {
@@ -94,7 +124,10 @@ function singlePatient(context: BenchContext, id: TargetId, verify: typeof verif
   return measureServerWithH2load(
     context,
     serverSpec(context, id, { script: "service-server.ts", env: serviceEnv(context) }),
-    async (port) => verify(port, (await ensureBenchPatients(context, port, 1))[0] as string),
+    async (port) => {
+      const name = (await ensureBenchPatients(context, port, 1))[0] as string;
+      return verify(port, name, bearerHeader(await ensureBenchAdmin(context, port)));
+    },
   );
 }
 

@@ -6,8 +6,9 @@ import type { H2loadTarget } from "./h2load.ts";
 /**
  * Sends exactly what h2load will send, once, and returns the response message of a
  * gRPC target; throws unless the answer is HTTP 200 with grpc-status 0. For a gRPC
- * target it also makes the same call with a real @grpc/grpc-js client and checks
- * both answers carry the same bytes.
+ * target it also makes the same call with a real @grpc/grpc-js client (with the
+ * target's other headers, such as `authorization`, as metadata) and checks both
+ * answers carry the same bytes.
  */
 export async function verifyGrpcTarget(target: H2loadTarget): Promise<Buffer> {
   const url = new URL(target.url);
@@ -17,7 +18,8 @@ export async function verifyGrpcTarget(target: H2loadTarget): Promise<Buffer> {
     throw new Error(`${url.pathname} over gRPC: HTTP ${response.status}, grpc-status ${status.code} ${status.message}`);
   }
   const message = grpcUnframe(response.body);
-  const viaClient = await grpcJsUnary(url.host, url.pathname, grpcUnframe(Buffer.from(target.body)));
+  const metadata = Object.fromEntries(Object.entries(target.headers).filter(([name]) => !(name in grpcHeaders)));
+  const viaClient = await grpcJsUnary(url.host, url.pathname, grpcUnframe(Buffer.from(target.body)), metadata);
   if (!viaClient.equals(message)) {
     // Both are the same read of the same data (an echo, or a profile not changing during the check).
     throw new Error(`${url.pathname}: grpc-js and the raw request got different answers`);
@@ -41,3 +43,8 @@ export const grpcHeaders = { "content-type": "application/grpc", te: "trailers" 
 
 /** Headers of a unary Connect JSON request. */
 export const connectJsonHeaders = { "content-type": "application/json", "connect-protocol-version": "1" } as const;
+
+/** The header that authenticates a call with an access token. */
+export function bearerHeader(accessToken: string): { readonly authorization: string } {
+  return { authorization: `Bearer ${accessToken}` };
+}

@@ -176,14 +176,6 @@ export class AccountStore {
     );
   }
 
-  async setDisabled(id: string, disabled: boolean, now: Date): Promise<void> {
-    const stamp = now.toISOString();
-    await this.#run(
-      `update "accounts" set "disabled_at" = ?, "tokens_valid_after" = ?, "updated_at" = ? where "id" = ?`,
-      [disabled ? stamp : null, stamp, stamp, id],
-    );
-  }
-
   /** Disables the account of a deleted patient, in the caller's transaction; its id, if it has one. */
   async disablePatientAccount(em: EntityManager, patientId: string, now: Date): Promise<string | undefined> {
     const stamp = now.toISOString();

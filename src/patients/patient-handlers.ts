@@ -3,6 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { PatientSchema } from "../../gen/telemed/patient/v1/patient_pb.js";
 import type { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import { callAuditKey } from "../audit/call-audit.ts";
 import { applyFieldMask, fieldMaskViolations, populatedPaths } from "../rpc/field-mask.ts";
 import { decodePageToken, encodePageToken } from "../rpc/page-token.ts";
@@ -47,10 +48,16 @@ export function patientService(
   deletion?: ProfileDeletion,
 ): Partial<ServiceImpl<typeof PatientService>> {
   return {
-    async createPatient(request) {
+    async createPatient(request, context) {
       const draft = patientDraftFromProto(request.patient ?? create(PatientSchema));
       const fields = completeProfile(draft, clock.now());
       const patient = await repository.create(fields, request.requestId || undefined);
+      // Concurrent creates share one INSERT (patient-create-batch.ts), so the entry follows
+      // that statement's commit instead of sharing its transaction: a crash in between
+      // would leave a profile without its creation entry (issue #3's notes).
+      await context.values
+        .get(callAuditKey)
+        ?.record(AuditOutcome.SUCCESS, "", { subjectPatientId: patient.id, resource: `patients/${patient.id}` });
       return { patient: patientToProto(patient) };
     },
 
