@@ -8,6 +8,7 @@ import { badCredentials, badMfaCode, weakPassword } from "./auth-errors.ts";
 import { tokenPairToProto } from "./auth-mapping.ts";
 import { attemptKeys, enforceLimits } from "./login-handlers.ts";
 import { callerAccount } from "./mfa-handlers.ts";
+import { limitMail } from "./sign-up-handlers.ts";
 import { checkSecondFactor, type SecondFactor } from "./second-factor.ts";
 
 const resetTtlMs = 30 * 60_000;
@@ -55,7 +56,8 @@ export function passwordHandlers(
       return { tokens: tokenPairToProto(changed, tokens) };
     },
 
-    async requestPasswordReset(request) {
+    async requestPasswordReset(request, context) {
+      await limitMail(deps, context, request.email);
       const account = await deps.accounts.byEmail(request.email);
       // The same answer whether or not the email has an account (no enumeration).
       if (account !== undefined && account.disabledAt === null) {

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { PatientSchema } from "../../gen/telemed/patient/v1/patient_pb.js";
 import type { AuthService } from "../../gen/telemed/patient/v1/auth_service_pb.js";
 import { patientDraftFromProto } from "../patients/patient-mapping.ts";
@@ -10,6 +10,7 @@ import { AuditOutcome, auditAuthentication } from "./auth-audit.ts";
 import type { AuthDeps } from "./auth-deps.ts";
 import { weakPassword } from "./auth-errors.ts";
 import { accountToProto } from "./auth-mapping.ts";
+import { attemptKeys, enforceLimits } from "./login-handlers.ts";
 
 const verificationTtlMs = 48 * 3600_000;
 
@@ -24,6 +25,17 @@ async function sendVerification(deps: AuthDeps, account: Account): Promise<void>
       `(AuthService.VerifyEmail), valid for 48 hours:\n\n${token}\n\nIf you did not sign up, ignore this email.`,
     idempotencyKey: `verify-email/${account.id}/${tokenHash(token).slice(0, 16)}`,
   });
+}
+
+/**
+ * Counts an email sent on request, per address and per client, whether or not the
+ * address has an account (the answer must not tell): nobody can make the service
+ * flood a mailbox.
+ */
+export async function limitMail(deps: AuthDeps, context: HandlerContext, email: string): Promise<void> {
+  const keys = attemptKeys(context, `mail:${email.toLowerCase()}`);
+  await enforceLimits(deps, keys);
+  await deps.limits.fail(keys);
 }
 
 /** SignUp, VerifyEmail and ResendVerificationEmail. */
@@ -89,7 +101,8 @@ export function signUpHandlers(
       return { account: accountToProto(account) };
     },
 
-    async resendVerificationEmail(request) {
+    async resendVerificationEmail(request, context) {
+      await limitMail(deps, context, request.email);
       const account = await deps.accounts.byEmail(request.email);
       // The same answer whether or not the email has an account (no enumeration).
       if (account !== undefined && account.emailVerifiedAt === null && account.disabledAt === null) {

@@ -119,9 +119,19 @@ export interface LinkChanges {
  */
 export function requireAllowedChange(side: CallerSide, link: FamilyLink, changes: LinkChanges): void {
   if (side === "none") throw notFound(familyLinkResource);
-  if (side !== "dependent") return;
   const current = new Set(link.grants);
   const widens = (changes.grants ?? []).some((grant) => !current.has(grant));
+  // A dependent who accepted consented to these grants, not to more: the guardian may
+  // narrow them, but a wider set needs the dependent's consent again (a new invitation).
+  // A minor's link rests on parental authority, so there the guardian may widen.
+  if (side === "guardian" && widens && link.consent?.method === "dependent_accepted") {
+    throw new DomainError(
+      "failed-precondition",
+      "DEPENDENT_CONSENT_REQUIRED",
+      "The dependent consented to the current grants only. Revoke this link and invite them again with the new grants.",
+    );
+  }
+  if (side !== "dependent") return;
   if (changes.relationship !== undefined || widens) {
     throw new DomainError(
       "permission-denied",

@@ -229,3 +229,17 @@ describe("tokens, sessions and brute force", () => {
     ).toBe(Code.Unauthenticated);
   });
 });
+
+describe("emails sent on request", () => {
+  it("are limited per address whether or not it has an account, and never say which", async () => {
+    const session = await signUpPatient(t);
+    for (const email of [session.email, `nobody.${randomUUID()}@example.com`]) {
+      for (let sent = 0; sent < 5; sent++) {
+        expect(await codeOf(authClient(t).requestPasswordReset({ email }))).toBe("ok");
+      }
+      expect(await codeOf(authClient(t).requestPasswordReset({ email }))).toBe(Code.ResourceExhausted);
+    }
+    // Only the account's five reset emails went out (the first message is the sign-up's).
+    expect(t.app.siblings.simulators?.notification.messagesTo(session.email)).toHaveLength(6);
+  });
+});

@@ -536,6 +536,24 @@ describe("UpdateFamilyLink", () => {
     ).rejects.toMatchObject({ kind: "permission-denied", reason: "DEPENDENT_MAY_ONLY_NARROW" });
   });
 
+  it("lets the guardian narrow what an adult dependent consented to, but not widen it without new consent", async () => {
+    const [guardian, dependent] = [await adult(), await adult()];
+    const link = await invite(guardian, dependent, [VIEW_RECORDS, PAY_BILLS]);
+    await call(asPatient(dependent.id), "acceptFamilyLink", { name: link.name });
+    const narrowed = await call(asPatient(guardian.id), "updateFamilyLink", {
+      familyLink: { name: link.name, grants: [PAY_BILLS] },
+      updateMask: { paths: ["grants"] },
+    });
+    expect(narrowed.familyLink?.grants).toEqual([PAY_BILLS]);
+    await expect(
+      call(asPatient(guardian.id), "updateFamilyLink", {
+        familyLink: { name: link.name, grants: [PAY_BILLS, VIEW_RECORDS] },
+        updateMask: { paths: ["grants"] },
+      }),
+    ).rejects.toMatchObject({ kind: "failed-precondition", reason: "DEPENDENT_CONSENT_REQUIRED" });
+    expect(await access.grantsFor(guardian.id, dependent.id)).toEqual(new Set([PAY_BILLS]));
+  });
+
   it("refuses a mask naming anything but grants and relationship", async () => {
     const guardian = await adult();
     const { familyLink } = await dependentOf(guardian);

@@ -498,7 +498,9 @@ export declare const FamilyService: GenService<{
     output: typeof ListFamilyLinksResponseSchema;
   },
   /**
-   * Changes the grants or the relationship of a link.
+   * Changes the grants or the relationship of a link. The dependent may only narrow
+   * grants; the guardian may not widen what an adult dependent accepted
+   * (FAILED_PRECONDITION DEPENDENT_CONSENT_REQUIRED: revoke and invite again).
    *
    * @generated from rpc telemed.patient.v1.FamilyService.UpdateFamilyLink
    */
