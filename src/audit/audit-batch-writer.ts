@@ -1,5 +1,5 @@
 import pg from "pg";
-import { type AuditEntryFields, chainEntries } from "./audit-chain.ts";
+import { type AuditEntryFields, chainEntries, storedValues } from "./audit-chain.ts";
 
 type Head = { readonly sequence: bigint; readonly hash: string };
 
@@ -56,23 +56,7 @@ export class AuditBatchWriter {
   async #append(db: Queryable, head: Head, entries: readonly AuditEntryFields[]): Promise<boolean> {
     const chained = chainEntries(head, entries);
     const last = chained.at(-1) as (typeof chained)[number];
-    const rows = chained.map((entry) => [
-      entry.sequence.toString(),
-      entry.eventTime,
-      entry.actor,
-      entry.actorRole,
-      entry.subjectPatientId,
-      entry.proxy,
-      entry.action,
-      entry.resource,
-      entry.outcome,
-      entry.rpc,
-      entry.requestId,
-      entry.clientAddress,
-      entry.reason,
-      entry.prevHash,
-      entry.hash,
-    ]);
+    const rows = chained.map(storedValues);
     const values: unknown[] = columnIndexes.map((i) => rows.map((row) => row[i]));
     values.push(last.sequence.toString(), last.hash, head.sequence.toString());
     const result = await db.query({ name: "audit-append", text: appendSql, values });

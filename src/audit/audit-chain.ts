@@ -126,3 +126,24 @@ export function storableText(text: string): string {
 export function checkpointMessage(sequence: bigint, hash: string, signedAt: string): Buffer {
   return Buffer.from(JSON.stringify(["audit-checkpoint.v1", sequence.toString(), hash, signedAt]), "utf8");
 }
+
+/** An entry's values in the column order of `audit_log` (hashes as hex), as both writers store them. */
+export function storedValues(entry: ChainedAuditEntry): (string | boolean | null)[] {
+  return [
+    entry.sequence.toString(),
+    entry.eventTime,
+    entry.actor,
+    entry.actorRole,
+    entry.subjectPatientId,
+    entry.proxy,
+    entry.action,
+    entry.resource,
+    entry.outcome,
+    entry.rpc,
+    entry.requestId,
+    entry.clientAddress,
+    entry.reason,
+    entry.prevHash,
+    entry.hash,
+  ];
+}

@@ -2,7 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Orm } from "../db/orm.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { AuditBatchWriter } from "./audit-batch-writer.ts";
-import { type AuditEntryFields, type ChainedAuditEntry, chainEntries } from "./audit-chain.ts";
+import { type AuditEntryFields, type ChainedAuditEntry, chainEntries, storedValues } from "./audit-chain.ts";
 import type { AuditEntryDraft } from "./audit-entry.ts";
 import { auditFieldsOf } from "./audit-fields.ts";
 
@@ -210,25 +210,7 @@ export async function appendEntries(
   const last = chained.at(-1);
   if (last === undefined) return chained;
   const params: (string | boolean | null)[] = [];
-  for (const entry of chained) {
-    params.push(
-      entry.sequence.toString(),
-      entry.eventTime,
-      entry.actor,
-      entry.actorRole,
-      entry.subjectPatientId,
-      entry.proxy,
-      entry.action,
-      entry.resource,
-      entry.outcome,
-      entry.rpc,
-      entry.requestId,
-      entry.clientAddress,
-      entry.reason,
-      entry.prevHash,
-      entry.hash,
-    );
-  }
+  for (const entry of chained) params.push(...storedValues(entry));
   params.push(last.sequence.toString(), last.hash, head.sequence);
   const result = await em.execute<{ affectedRows: number }>(
     `with "appended" as (insert into "audit_log" (${insertColumns}) values ${chained.map(() => rowPlaceholders).join(", ")}) ` +
