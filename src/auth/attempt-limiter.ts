@@ -43,6 +43,15 @@ export interface AttemptLimiter {
   check(keys: readonly string[]): Promise<AttemptVerdict>;
   fail(keys: readonly string[]): Promise<void>;
   reset(keys: readonly string[]): Promise<void>;
+  /**
+   * Counts this attempt against every key before the credential is checked, in one
+   * atomic step per key, and refuses it when a key had already reached its limit. So
+   * concurrent guesses are all counted: `check` then `fail` would let every request
+   * that checked before the others failed through (scrypt takes ~150 ms).
+   */
+  attempt(keys: readonly string[]): Promise<AttemptVerdict>;
+  /** Takes a counted attempt back (it succeeded), never below zero. */
+  forgive(keys: readonly string[]): Promise<void>;
 }
 
 /** A key as stored: its kind in clear, the rest SHA-256 hex, so no email or address is kept. */

@@ -37,8 +37,10 @@ export interface SecretBox {
 
 /** Brute-force limits on failed attempts, per account and per client address. */
 export interface AttemptLimits {
-  check(keys: readonly string[]): Promise<{ allowed: boolean; retryAfterSeconds: number }>;
-  fail(keys: readonly string[]): Promise<void>;
+  /** Counts this attempt against every key first (atomically); refused once a key is at its limit. */
+  attempt(keys: readonly string[]): Promise<{ allowed: boolean; retryAfterSeconds: number }>;
+  /** Takes a counted attempt back. */
+  forgive(keys: readonly string[]): Promise<void>;
   reset(keys: readonly string[]): Promise<void>;
 }
 

@@ -19,10 +19,16 @@ export function attemptKeys(context: HandlerContext, accountKey: string): string
   return [`account:${accountKey}`, `address:${context.values.get(clientAddressKey) || "unknown"}`];
 }
 
-/** Refuses the attempt when a limit is reached. */
-export async function enforceLimits(deps: AuthDeps, keys: readonly string[]): Promise<void> {
-  const verdict = await deps.limits.check(keys);
+/** Counts the attempt before the credential is checked; refuses it when a limit is reached. */
+export async function countAttempt(deps: AuthDeps, keys: readonly string[]): Promise<void> {
+  const verdict = await deps.limits.attempt(keys);
   if (!verdict.allowed) throw tooManyAttempts(verdict.retryAfterSeconds);
+}
+
+/** A success clears the account's count and takes this attempt off the client address's. */
+export async function attemptSucceeded(deps: AuthDeps, keys: readonly string[]): Promise<void> {
+  await deps.limits.reset(keys.slice(0, 1));
+  await deps.limits.forgive(keys.slice(1));
 }
 
 /** LogIn, VerifyMfa, RefreshTokens and LogOut. */
@@ -32,17 +38,18 @@ export function loginHandlers(
   return {
     async logIn(request, context) {
       const keys = attemptKeys(context, request.email.toLowerCase());
-      await enforceLimits(deps, keys);
+      await countAttempt(deps, keys);
       const account = await deps.accounts.byEmail(request.email);
       const ok =
         account === undefined
           ? await deps.passwords.dummyVerify().then(() => false)
           : await deps.passwords.verify(request.password, account.passwordHash);
       if (!ok || account === undefined || account.disabledAt !== null) {
-        await deps.limits.fail(keys);
         await auditAuthentication(context, AuditOutcome.FAILURE, "INVALID_CREDENTIALS", account);
         throw badCredentials();
       }
+      // The password was right: that is not a guess to count, whatever comes next.
+      await attemptSucceeded(deps, keys);
       if (account.emailVerifiedAt === null) {
         await auditAuthentication(context, AuditOutcome.FAILURE, "EMAIL_NOT_VERIFIED", account);
         throw new DomainError(
@@ -51,7 +58,6 @@ export function loginHandlers(
           "Verify your email address first: follow the link in the email we sent, or ask for a new one.",
         );
       }
-      await deps.limits.reset(keys.slice(0, 1));
       if (account.mfaEnrolledAt !== null) {
         // The password alone never yields a token once MFA is on (TST-PT001-4).
         const now = deps.clock.now();
@@ -80,17 +86,16 @@ export function loginHandlers(
       const account = accountId === undefined ? undefined : await deps.accounts.byId(accountId);
       if (account === undefined || account.mfaSecret === null || account.disabledAt !== null) throw badMfaCode();
       const keys = attemptKeys(context, `mfa:${account.id}`);
-      await enforceLimits(deps, keys);
+      await countAttempt(deps, keys);
       const accepted = await checkSecondFactor(deps, account, request.code);
       if (
         !accepted ||
         (await deps.accounts.consumeOneTime(request.challengeToken, "mfa_challenge", now)) === undefined
       ) {
-        await deps.limits.fail(keys);
         await auditAuthentication(context, AuditOutcome.FAILURE, "INVALID_MFA_CODE", account);
         throw badMfaCode();
       }
-      await deps.limits.reset(keys.slice(0, 1));
+      await attemptSucceeded(deps, keys);
       const tokens = await deps.sessions.open(account, true);
       await auditAuthentication(context, AuditOutcome.SUCCESS, "", account);
       const remaining = account.recoveryCodeHashes.length - (request.code.case === "recoveryCode" ? 1 : 0);

@@ -63,6 +63,29 @@ export class MemoryAttemptLimiter implements AttemptLimiter {
     }
   }
 
+  async attempt(keys: readonly string[]): Promise<AttemptVerdict> {
+    const now = this.#now();
+    const before = storedKeys(keys, this.#limits).map(({ id, limit, windowMs }) => {
+      let window = this.#live(id, now);
+      if (window === undefined) {
+        this.#makeRoom(now);
+        window = { count: 0, endsAt: now + windowMs };
+        this.#windows.set(id, window);
+      }
+      window.count += 1;
+      return { count: window.count - 1, remainingMs: window.endsAt - now, limit };
+    });
+    return verdict(before);
+  }
+
+  async forgive(keys: readonly string[]): Promise<void> {
+    const now = this.#now();
+    for (const { id } of storedKeys(keys, this.#limits)) {
+      const window = this.#live(id, now);
+      if (window !== undefined && window.count > 0) window.count -= 1;
+    }
+  }
+
   async reset(keys: readonly string[]): Promise<void> {
     for (const { id } of storedKeys(keys, this.#limits)) this.#windows.delete(id);
   }

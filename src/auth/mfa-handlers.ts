@@ -11,7 +11,7 @@ import type { Account } from "./account-store.ts";
 import type { AuthDeps } from "./auth-deps.ts";
 import { badMfaCode } from "./auth-errors.ts";
 import { tokenPairToProto } from "./auth-mapping.ts";
-import { attemptKeys, enforceLimits } from "./login-handlers.ts";
+import { attemptKeys, attemptSucceeded, countAttempt } from "./login-handlers.ts";
 import { checkSecondFactor } from "./second-factor.ts";
 import { invalidToken } from "./token-verifier.ts";
 
@@ -64,14 +64,13 @@ export function mfaHandlers(
         );
       }
       const keys = attemptKeys(context, `mfa:${account.id}`);
-      await enforceLimits(deps, keys);
+      await countAttempt(deps, keys);
       const step = await deps.totp.check(deps.secretBox.open(pending, account.id), request.totpCode, now);
       const { codes, hashes } = deps.recoveryCodes.generate();
       if (step === undefined || !(await deps.accounts.confirmMfa(account.id, pending, step, hashes, now))) {
-        await deps.limits.fail(keys);
         throw badMfaCode();
       }
-      await deps.limits.reset(keys.slice(0, 1));
+      await attemptSucceeded(deps, keys);
       // The enrolment-only session ends; a full one replaces it.
       const sessionId = context.values.get(principalKey)?.sessionId;
       if (sessionId !== undefined) await deps.sessions.revokeSession(sessionId, "mfa_enrolled");
@@ -84,11 +83,11 @@ export function mfaHandlers(
     async regenerateRecoveryCodes(request, context) {
       const account = await callerAccount(deps, context);
       const keys = attemptKeys(context, `mfa:${account.id}`);
-      await enforceLimits(deps, keys);
+      await countAttempt(deps, keys);
       if (!(await checkSecondFactor(deps, account, { case: "totpCode", value: request.totpCode }))) {
-        await deps.limits.fail(keys);
         throw badMfaCode();
       }
+      await attemptSucceeded(deps, keys);
       const { codes, hashes } = deps.recoveryCodes.generate();
       await deps.accounts.replaceRecoveryCodes(account.id, hashes, deps.clock.now());
       await context.values.get(callAuditKey)?.record(AuditOutcome.SUCCESS, "", { resource: `accounts/${account.id}` });

@@ -6,7 +6,7 @@ import { AuditOutcome, auditAuthentication } from "./auth-audit.ts";
 import type { AuthDeps } from "./auth-deps.ts";
 import { badCredentials, badMfaCode, weakPassword } from "./auth-errors.ts";
 import { tokenPairToProto } from "./auth-mapping.ts";
-import { attemptKeys, enforceLimits } from "./login-handlers.ts";
+import { attemptKeys, attemptSucceeded, countAttempt } from "./login-handlers.ts";
 import { callerAccount } from "./mfa-handlers.ts";
 import { limitMail } from "./sign-up-handlers.ts";
 import { checkSecondFactor, type SecondFactor } from "./second-factor.ts";
@@ -33,19 +33,18 @@ export function passwordHandlers(
     async changePassword(request, context) {
       const account = await callerAccount(deps, context);
       const keys = attemptKeys(context, account.email);
-      await enforceLimits(deps, keys);
+      await countAttempt(deps, keys);
       if (!(await deps.passwords.verify(request.currentPassword, account.passwordHash))) {
-        await deps.limits.fail(keys);
         await auditAuthentication(context, AuditOutcome.FAILURE, "INVALID_CREDENTIALS", account);
         throw badCredentials();
       }
       if (account.mfaEnrolledAt !== null) {
         const factor: SecondFactor = { case: "totpCode", value: request.totpCode };
         if (request.totpCode === "" || !(await checkSecondFactor(deps, account, factor))) {
-          await deps.limits.fail(keys);
           throw badMfaCode();
         }
       }
+      await attemptSucceeded(deps, keys);
       await requireStrong(deps, account, request.newPassword, "new_password");
       await deps.accounts.setPassword(account.id, await deps.passwords.hash(request.newPassword), deps.clock.now());
       // Every older token stops working; the caller continues in a new session.
@@ -89,15 +88,15 @@ export function passwordHandlers(
       if (account.mfaEnrolledAt !== null) {
         // A mailbox alone must not take over an account that has a second factor.
         const keys = attemptKeys(context, `mfa:${account.id}`);
-        await enforceLimits(deps, keys);
+        await countAttempt(deps, keys);
         const factor: SecondFactor =
           recoveryCodeShape.test(request.mfaCode) && !/^[0-9]{6}$/.test(request.mfaCode)
             ? { case: "recoveryCode", value: request.mfaCode }
             : { case: "totpCode", value: request.mfaCode };
         if (request.mfaCode === "" || !(await checkSecondFactor(deps, account, factor))) {
-          await deps.limits.fail(keys);
           throw badMfaCode();
         }
+        await attemptSucceeded(deps, keys);
       }
       if ((await deps.accounts.consumeOneTime(request.resetToken, "reset_password", now)) === undefined) throw invalid;
       await deps.accounts.setPassword(account.id, await deps.passwords.hash(request.newPassword), now);

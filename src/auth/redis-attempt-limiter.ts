@@ -35,6 +35,20 @@ if count == 1 or redis.call('PTTL', KEYS[1]) < 0 then
 end
 return count`;
 
+/** One more attempt, counted before it is tried: the count before it and the window's remaining time. */
+const attemptScript = `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return { count - 1, redis.call('PTTL', KEYS[1]) }`;
+
+/** Takes one attempt back, never below zero; the window keeps its end. */
+const forgiveScript = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then redis.call('DECR', KEYS[1]) end
+return 0`;
+
 /**
  * Failed attempts counted in Redis, shared by every instance: `<prefix><kind>:<sha256>`
  * holds the count and expires when its window ends, so Redis does the cleaning. Each key
@@ -67,6 +81,25 @@ export class RedisAttemptLimiter implements AttemptLimiter {
       storedKeys(keys, this.#limits).map(({ id, windowMs }) =>
         this.#redis.eval(failScript, 1, this.#prefix + id, windowMs),
       ),
+    );
+  }
+
+  async attempt(keys: readonly string[]): Promise<AttemptVerdict> {
+    const entries = await Promise.all(
+      storedKeys(keys, this.#limits).map(async ({ id, limit, windowMs }) => {
+        const [count, remainingMs] = (await this.#redis.eval(attemptScript, 1, this.#prefix + id, windowMs)) as [
+          number,
+          number,
+        ];
+        return { count, remainingMs, limit };
+      }),
+    );
+    return verdict(entries);
+  }
+
+  async forgive(keys: readonly string[]): Promise<void> {
+    await Promise.all(
+      storedKeys(keys, this.#limits).map(({ id }) => this.#redis.eval(forgiveScript, 1, this.#prefix + id)),
     );
   }
 

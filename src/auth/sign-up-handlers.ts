@@ -10,7 +10,7 @@ import { AuditOutcome, auditAuthentication } from "./auth-audit.ts";
 import type { AuthDeps } from "./auth-deps.ts";
 import { weakPassword } from "./auth-errors.ts";
 import { accountToProto } from "./auth-mapping.ts";
-import { attemptKeys, enforceLimits } from "./login-handlers.ts";
+import { attemptKeys, countAttempt } from "./login-handlers.ts";
 
 const verificationTtlMs = 48 * 3600_000;
 
@@ -34,8 +34,7 @@ async function sendVerification(deps: AuthDeps, account: Account): Promise<void>
  */
 export async function limitMail(deps: AuthDeps, context: HandlerContext, email: string): Promise<void> {
   const keys = attemptKeys(context, `mail:${email.toLowerCase()}`);
-  await enforceLimits(deps, keys);
-  await deps.limits.fail(keys);
+  await countAttempt(deps, keys);
 }
 
 /** SignUp, VerifyEmail and ResendVerificationEmail. */

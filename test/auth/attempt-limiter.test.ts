@@ -107,6 +107,28 @@ describe.each(implementations)("%s", (_name, make) => {
     expect((await limiter.check([many])).allowed).toBe(false);
   });
 
+  it("counts concurrent attempts before they are tried: no more get through than the limit", async () => {
+    const limiter = make();
+    const keys = [fresh("account")];
+    const verdicts = await Promise.all(Array.from({ length: 10 }, () => limiter.attempt(keys)));
+    expect(verdicts.filter((verdict) => verdict.allowed)).toHaveLength(3);
+    expect(verdicts.filter((verdict) => !verdict.allowed)[0]?.retryAfterSeconds).toBeGreaterThan(55);
+  });
+
+  it("takes a forgiven attempt back, never below zero", async () => {
+    const limiter = make();
+    const keys = [fresh("account")];
+    await limiter.forgive(keys);
+    for (let i = 0; i < 3; i++) {
+      expect((await limiter.attempt(keys)).allowed).toBe(true);
+      await limiter.forgive(keys);
+    }
+    await limiter.attempt(keys);
+    await limiter.attempt(keys);
+    await limiter.attempt(keys);
+    expect((await limiter.attempt(keys)).allowed).toBe(false);
+  });
+
   it("refuses keys of a kind it has no limit for", async () => {
     const limiter = make();
     await expect(limiter.check(["mystery:x"])).rejects.toThrow(/no attempt limit for keys of kind "mystery"/);

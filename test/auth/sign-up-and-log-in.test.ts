@@ -211,6 +211,15 @@ describe("tokens, sessions and brute force", () => {
     expect(Number(retry?.retryDelay?.seconds)).toBeGreaterThan(0);
   });
 
+  it("counts concurrent guesses before checking them: a burst gets no more tries than the limit", async () => {
+    const session = await signUpPatient(t);
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, () => codeOf(authClient(t).logIn({ email: session.email, password: "a guess" }))),
+    );
+    expect(burst.filter((code) => code === Code.Unauthenticated)).toHaveLength(5);
+    expect(burst.filter((code) => code === Code.ResourceExhausted)).toHaveLength(7);
+  });
+
   it("serves a JWKS document that verifies the access tokens", async () => {
     const session = await signUpPatient(t);
     const response = await fetch(`${t.baseUrl}/.well-known/jwks.json`);
