@@ -48,27 +48,28 @@ export interface ChainedAuditEntry extends AuditEntryFields {
   readonly hash: string;
 }
 
+/** An entry's fields after its sequence, in the one order both the hash and the table use. */
+function orderedValues(sequence: bigint, entry: AuditEntryFields): (string | boolean | null)[] {
+  return [
+    sequence.toString(),
+    entry.eventTime,
+    entry.actor,
+    entry.actorRole,
+    entry.subjectPatientId,
+    entry.proxy,
+    entry.action,
+    entry.resource,
+    entry.outcome,
+    entry.rpc,
+    entry.requestId,
+    entry.clientAddress,
+    entry.reason,
+  ];
+}
+
 /** The bytes the hash covers for the entry at `sequence`. */
 export function canonicalBytes(sequence: bigint, entry: AuditEntryFields): Buffer {
-  return Buffer.from(
-    JSON.stringify([
-      encodingVersion,
-      sequence.toString(),
-      entry.eventTime,
-      entry.actor,
-      entry.actorRole,
-      entry.subjectPatientId,
-      entry.proxy,
-      entry.action,
-      entry.resource,
-      entry.outcome,
-      entry.rpc,
-      entry.requestId,
-      entry.clientAddress,
-      entry.reason,
-    ]),
-    "utf8",
-  );
+  return Buffer.from(JSON.stringify([encodingVersion, ...orderedValues(sequence, entry)]), "utf8");
 }
 
 /** SHA-256(prev_hash || canonical(entry)), lowercase hex. */
@@ -129,21 +130,5 @@ export function checkpointMessage(sequence: bigint, hash: string, signedAt: stri
 
 /** An entry's values in the column order of `audit_log` (hashes as hex), as both writers store them. */
 export function storedValues(entry: ChainedAuditEntry): (string | boolean | null)[] {
-  return [
-    entry.sequence.toString(),
-    entry.eventTime,
-    entry.actor,
-    entry.actorRole,
-    entry.subjectPatientId,
-    entry.proxy,
-    entry.action,
-    entry.resource,
-    entry.outcome,
-    entry.rpc,
-    entry.requestId,
-    entry.clientAddress,
-    entry.reason,
-    entry.prevHash,
-    entry.hash,
-  ];
+  return [...orderedValues(entry.sequence, entry), entry.prevHash, entry.hash];
 }
