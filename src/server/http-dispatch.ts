@@ -31,16 +31,11 @@ export function createDispatcher(targets: DispatchTargets): RequestHandler {
     const url = req.url ?? "/";
     if (req.httpVersionMajor === 2 && targets.grpcUnary(req as Http2ServerRequest, res as Http2ServerResponse)) return;
     if (targets.cors(req, res)) return;
-    // Before the RPC paths: ".well-known" holds a dot too.
-    if (req.method === "GET" && url === jwksPath) {
-      res.setHeader("cache-control", "public, max-age=300");
-      return sendBody(res, 200, "application/jwk-set+json", targets.jwks);
-    }
     if (isRpcPath(url)) {
       if (targets.connectUnary(req, res)) return;
       return targets.connect(req, res);
     }
-    if (req.method === "GET" && (url === "/metrics" || url === "/healthz" || url === "/readyz")) {
+    if (req.method === "GET" && (url === "/metrics" || url === "/healthz" || url === "/readyz" || url === jwksPath)) {
       return void serveOperations(url, targets, res);
     }
     targets.rest(req, res).then(
@@ -57,13 +52,20 @@ export function createDispatcher(targets: DispatchTargets): RequestHandler {
 /** Where OpenID-style verifiers look for keys. */
 const jwksPath = "/.well-known/jwks.json";
 
-/** `/package.Service/Method`: the first path segment of an RPC holds a dot, a REST path's never does. */
+/**
+ * `/package.Service/Method`: the first path segment of an RPC holds a dot, a REST path's
+ * never does; a package name never starts with one (`/.well-known/…` is not an RPC).
+ */
 function isRpcPath(url: string): boolean {
   const end = url.indexOf("/", 1);
-  return url.slice(1, end === -1 ? undefined : end).includes(".");
+  return url[1] !== "." && url.slice(1, end === -1 ? undefined : end).includes(".");
 }
 
 async function serveOperations(url: string, targets: DispatchTargets, res: AnyResponse): Promise<void> {
+  if (url === jwksPath) {
+    res.setHeader("cache-control", "public, max-age=300");
+    return sendBody(res, 200, "application/jwk-set+json", targets.jwks);
+  }
   if (url === "/metrics") {
     const { contentType, body } = await targets.metrics.render();
     return sendBody(res, 200, contentType, body);
