@@ -54,7 +54,10 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`account:create failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    // Not the message: a database error's carries the SQL with its values (the email and the password hash).
+    const code = (error as { code?: unknown } | undefined)?.code;
+    const kind = error instanceof Error ? error.constructor.name : typeof error;
+    process.stderr.write(`account:create failed: ${kind}${typeof code === "string" ? ` ${code}` : ""}\n`);
     process.exit(1);
   },
 );
