@@ -25,7 +25,6 @@ export interface Security {
   readonly access: AccessControl;
   readonly audit: AuditLog;
   readonly auth: AuthDeps;
-  readonly family: FamilyAccess;
   /** Public keys of the audit checkpoint signers, by key id. */
   readonly auditVerifyKeys: ReadonlyMap<string, KeyObject>;
   /** The JWKS document sibling services verify tokens with. */
@@ -90,7 +89,6 @@ export async function startSecurity(
   const sessions = new SessionService({
     em,
     issuer,
-    states,
     bus,
     clock,
     refreshTokenTtlSeconds: config.auth.refreshTokenTtlSeconds,
@@ -115,7 +113,6 @@ export async function startSecurity(
     access,
     audit,
     auth,
-    family,
     jwks: issuer.jwks,
     auditVerifyKeys: new Map([[auditKeyId(auditKey.publicKey), auditKey.publicKey]]),
     operator: {

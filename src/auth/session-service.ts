@@ -4,7 +4,6 @@ import type { Clock } from "../shared/clock.ts";
 import { uuidV7 } from "../shared/uuid-v7.ts";
 import type { Account } from "./account-store.ts";
 import { newOpaqueToken, tokenHash } from "./account-store.ts";
-import type { SessionStates } from "./session-states.ts";
 import type { TokenIssuer } from "./token-issuer.ts";
 import { invalidToken } from "./token-verifier.ts";
 
@@ -18,7 +17,10 @@ export interface IssuedTokens {
   readonly fullAccess: boolean;
 }
 
-/** Tells the other instances that sessions ended (revocation-bus.ts). */
+/**
+ * Tells every instance, this one first and synchronously, that sessions ended
+ * (revocation-bus.ts); each instance's listener clears its session cache.
+ */
 export interface RevocationPublisher {
   publish(notice: { kind: "session"; sessionId: string } | { kind: "account"; accountId: string }): Promise<void>;
 }
@@ -37,13 +39,12 @@ interface SessionRow {
  * Login sessions and their rotating refresh tokens. A refresh uses its token up and
  * hands out the next one; presenting a used token again means two parties hold it,
  * so the whole session is revoked (OAuth 2.0 Security BCP, refresh token rotation).
- * Revocations take effect on this instance at once and reach the others through the
- * revocation bus.
+ * Revocations reach every instance's session cache through the revocation bus, this
+ * instance's before `publish` returns, so they take effect on the next call.
  */
 export class SessionService {
   readonly #em: () => EntityManager;
   readonly #issuer: TokenIssuer;
-  readonly #states: SessionStates;
   readonly #bus: RevocationPublisher;
   readonly #clock: Clock;
   readonly #refreshTtlMs: number;
@@ -51,14 +52,12 @@ export class SessionService {
   constructor(deps: {
     em: () => EntityManager;
     issuer: TokenIssuer;
-    states: SessionStates;
     bus: RevocationPublisher;
     clock: Clock;
     refreshTokenTtlSeconds: number;
   }) {
     this.#em = deps.em;
     this.#issuer = deps.issuer;
-    this.#states = deps.states;
     this.#bus = deps.bus;
     this.#clock = deps.clock;
     this.#refreshTtlMs = deps.refreshTokenTtlSeconds * 1000;
@@ -140,7 +139,6 @@ export class SessionService {
       [this.#clock.now().toISOString(), reason, sessionId],
       "run",
     );
-    this.#states.forgetSession(sessionId);
     await this.#bus.publish({ kind: "session", sessionId });
   }
 
@@ -151,7 +149,6 @@ export class SessionService {
       [this.#clock.now().toISOString(), reason, accountId],
       "run",
     );
-    this.#states.forgetAccount(accountId);
     await this.#bus.publish({ kind: "account", accountId });
   }
 
