@@ -10,8 +10,12 @@ export interface Passwords {
   verify(password: string, stored: string): Promise<boolean>;
   /** Spends a verification's time for an unknown email, so timing does not reveal accounts. */
   dummyVerify(): Promise<void>;
-  /** What is wrong with a new password, for a person; empty when acceptable. */
-  problems(password: string, context: { email: string; givenName: string; familyName: string }): string[];
+  /** Refuses a new password that breaks the policy: INVALID_ARGUMENT naming `field`, one violation per problem. */
+  requireStrong(
+    password: string,
+    context: { email: string; givenName: string; familyName: string },
+    field: string,
+  ): void;
 }
 
 /** TOTP secrets and codes. */

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
 import type { AttemptLimits, Passwords, RecoveryCodes, Totp } from "./auth-deps.ts";
+import { weakPassword } from "./auth-errors.ts";
 import { MemoryAttemptLimiter } from "./memory-attempt-limiter.ts";
 import { PasswordHasher, defaultScryptParams } from "./password-hasher.ts";
 import { passwordProblems } from "./password-policy.ts";
@@ -18,7 +19,10 @@ export function passwordsWith(cost: number): Passwords {
     hash: (password) => hasher.hash(password),
     verify: (password, stored) => hasher.verify(password, stored),
     dummyVerify: () => hasher.dummyVerify(),
-    problems: (password, context) => passwordProblems(password, context),
+    requireStrong(password, context, field) {
+      const problems = passwordProblems(password, context);
+      if (problems.length > 0) throw weakPassword(field, problems);
+    },
   };
 }
 

@@ -4,7 +4,7 @@ import { DomainError } from "../shared/domain-errors.ts";
 import { type Account, tokenHash } from "./account-store.ts";
 import { AuditOutcome, auditAuthentication } from "./auth-audit.ts";
 import type { AuthDeps } from "./auth-deps.ts";
-import { badCredentials, badMfaCode, weakPassword } from "./auth-errors.ts";
+import { badCredentials, badMfaCode } from "./auth-errors.ts";
 import { tokenPairToProto } from "./auth-mapping.ts";
 import { attemptKeys, attemptSucceeded, countAttempt } from "./login-handlers.ts";
 import { callerAccount } from "./mfa-handlers.ts";
@@ -17,12 +17,11 @@ const recoveryCodeShape = /^[A-Za-z0-9]{4}(-?[A-Za-z0-9]{4}){1,3}$/;
 async function requireStrong(deps: AuthDeps, account: Account, password: string, field: string): Promise<void> {
   const patient =
     account.patientId === null ? undefined : await deps.patients.get(account.patientId).catch(() => undefined);
-  const problems = deps.passwords.problems(password, {
-    email: account.email,
-    givenName: patient?.legalName.given ?? "",
-    familyName: patient?.legalName.family ?? "",
-  });
-  if (problems.length > 0) throw weakPassword(field, problems);
+  deps.passwords.requireStrong(
+    password,
+    { email: account.email, givenName: patient?.legalName.given ?? "", familyName: patient?.legalName.family ?? "" },
+    field,
+  );
 }
 
 /** ChangePassword, RequestPasswordReset and ResetPassword. */

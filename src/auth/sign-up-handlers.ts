@@ -8,7 +8,6 @@ import { DomainError, notFound } from "../shared/domain-errors.ts";
 import { type Account, tokenHash } from "./account-store.ts";
 import { AuditOutcome, auditAuthentication } from "./auth-audit.ts";
 import type { AuthDeps } from "./auth-deps.ts";
-import { weakPassword } from "./auth-errors.ts";
 import { accountToProto } from "./auth-mapping.ts";
 import { attemptKeys, countAttempt } from "./login-handlers.ts";
 
@@ -45,12 +44,11 @@ export function signUpHandlers(
     async signUp(request, context) {
       const draft = patientDraftFromProto(request.patient ?? create(PatientSchema));
       const fields = completeProfile(draft, deps.clock.now());
-      const problems = deps.passwords.problems(request.password, {
-        email: fields.contact.email,
-        givenName: fields.legalName.given,
-        familyName: fields.legalName.family,
-      });
-      if (problems.length > 0) throw weakPassword("password", problems);
+      deps.passwords.requireStrong(
+        request.password,
+        { email: fields.contact.email, givenName: fields.legalName.given, familyName: fields.legalName.family },
+        "password",
+      );
       const existing = await deps.accounts.byEmail(fields.contact.email);
       if (existing !== undefined) {
         throw new DomainError(

@@ -1,7 +1,6 @@
 import type { AccountRole } from "./account-entities.ts";
 import type { Account, AccountStore } from "./account-store.ts";
 import type { Passwords } from "./auth-deps.ts";
-import { weakPassword } from "./auth-errors.ts";
 
 /**
  * Creates a doctor, paramedic or admin account (an operator's task: `npm run
@@ -14,8 +13,7 @@ export async function createStaffAccount(
   fields: { email: string; role: Exclude<AccountRole, "patient">; password: string },
   now: Date,
 ): Promise<Account> {
-  const problems = passwords.problems(fields.password, { email: fields.email, givenName: "", familyName: "" });
-  if (problems.length > 0) throw weakPassword("password", problems);
+  passwords.requireStrong(fields.password, { email: fields.email, givenName: "", familyName: "" }, "password");
   const created = await accounts.create(
     accounts.entityManager(),
     {
