@@ -1,11 +1,9 @@
 import { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/telemed/patient/v1/auth_service_pb.js";
 import { BillingService } from "../../gen/telemed/patient/v1/billing_service_pb.js";
-import { ConsultationService } from "../../gen/telemed/patient/v1/consultation_service_pb.js";
 import { EmergencyService } from "../../gen/telemed/patient/v1/emergency_service_pb.js";
 import { FamilyService } from "../../gen/telemed/patient/v1/family_service_pb.js";
 import { InsightService } from "../../gen/telemed/patient/v1/insight_service_pb.js";
-import { NotificationService } from "../../gen/telemed/patient/v1/notification_service_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import { RecordService } from "../../gen/telemed/patient/v1/record_service_pb.js";
 import { auditService } from "../audit/audit-handlers.ts";
@@ -29,11 +27,12 @@ export interface ServiceDeps {
 }
 
 /**
- * Every service the Patient Service serves. Contracts of later issues are served
+ * Every service the Patient Service serves: these, and `parts` (the services of the
+ * contexts started on their own, src/app/*-part.ts). Contracts of later issues are served
  * already and answer UNIMPLEMENTED naming the issue that brings them, so clients,
  * reflection and the REST routes show the whole API surface now.
  */
-export function serviceRegistrations(deps: ServiceDeps): ServiceRegistration[] {
+export function serviceRegistrations(deps: ServiceDeps, parts: readonly ServiceRegistration[]): ServiceRegistration[] {
   return [
     {
       service: PatientService,
@@ -58,8 +57,7 @@ export function serviceRegistrations(deps: ServiceDeps): ServiceRegistration[] {
       service: AuditService,
       impl: auditService({ orm: deps.orm, publicKeys: deps.security.auditVerifyKeys, clock: deps.clock }),
     },
-    { service: ConsultationService, impl: {}, landsWith: "issue #4 (teleconsultations and notifications)" },
-    { service: NotificationService, impl: {}, landsWith: "issue #4 (teleconsultations and notifications)" },
+    ...parts,
     { service: EmergencyService, impl: {}, landsWith: "issue #5 (emergencies)" },
     { service: RecordService, impl: {}, landsWith: "issue #6 (medical records)" },
     { service: InsightService, impl: {}, landsWith: "issue #6 (medical records)" },

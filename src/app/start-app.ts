@@ -8,6 +8,9 @@ import { PatientRepository } from "../patients/patient-repository.ts";
 import { createServer, type PatientServer } from "../server/create-server.ts";
 import { type RunningSiblings, startSiblings } from "../siblings/start-siblings.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
+import type { AppContext } from "./app-context.ts";
+import { startConsultations } from "./consultations-part.ts";
+import { startNotifications } from "./notifications-part.ts";
 import { serviceRegistrations } from "./registrations.ts";
 import { type Operator, startSecurity } from "./security.ts";
 
@@ -51,8 +54,17 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     const security = await startSecurity(config, orm, logger, clock, siblings.clients, patients);
     closers.push(() => security.close());
 
+    const context: AppContext = { config, logger, orm, clock, siblings, security, patients };
+    const notifications = await startNotifications(context);
+    closers.push(() => notifications.close());
+    const consultations = await startConsultations(context, notifications);
+    closers.push(() => consultations.close());
+
     const server = createServer({
-      registrations: serviceRegistrations({ patients, clock, security, orm, config }),
+      registrations: serviceRegistrations({ patients, clock, security, orm, config }, [
+        ...consultations.registrations,
+        ...notifications.registrations,
+      ]),
       access: security.access,
       audit: security.audit,
       jwks: security.jwks,

@@ -1,5 +1,7 @@
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
+import { type ConsultationConfig, readConsultationConfig } from "../consultations/consultation-config.ts";
+import { type NotificationConfig, readNotificationConfig } from "../notifications/notification-config.ts";
 import { EnvReader } from "./env-readers.ts";
 
 /** pino's level names; `silent` turns logging off. */
@@ -67,6 +69,8 @@ export interface Config {
   readonly audit: AuditConfig;
   /** FAMILY_AGE_OF_MAJORITY: a minor's family link ends on this birthday. */
   readonly familyAgeOfMajority: number;
+  readonly consultations: ConsultationConfig;
+  readonly notifications: NotificationConfig;
 }
 
 /** Tokens, keys and sibling-service credentials. */
@@ -158,6 +162,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     auth: readAuth(read, dataDir),
     audit: readAudit(read, dataDir),
     familyAgeOfMajority: read.integer("FAMILY_AGE_OF_MAJORITY", 18, 14, 25),
+    consultations: readConsultationConfig(read),
+    notifications: readNotificationConfig(read),
   };
   if (config.simulators === "off") {
     for (const [sibling, variable] of Object.entries(siblingVariables)) {

@@ -1,6 +1,8 @@
 import { auditEntities } from "../audit/audit-entities.ts";
 import { authEntities } from "../auth/account-entities.ts";
+import { consultationEntities } from "../consultations/consultation-entities.ts";
 import { FamilyLinkEntity } from "../family/family-link-entity.ts";
+import { notificationEntities } from "../notifications/notification-entities.ts";
 import { PatientEntity } from "../patients/patient-entity.ts";
 
 /**
@@ -8,4 +10,11 @@ import { PatientEntity } from "../patients/patient-entity.ts";
  * folder scanning and make a forgotten entity a visible omission in review. Each
  * bounded context adds its entities here.
  */
-export const entities = [PatientEntity, ...authEntities, ...auditEntities, FamilyLinkEntity] as const;
+export const entities = [
+  PatientEntity,
+  ...authEntities,
+  ...auditEntities,
+  FamilyLinkEntity,
+  ...consultationEntities,
+  ...notificationEntities,
+] as const;

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
 import { type RunningApp, startApp } from "../../src/app/start-app.ts";
 import { createLogger } from "../../src/observability/logger.ts";
+import type { Clock } from "../../src/shared/clock.ts";
 import { createTestDatabase, type TestDatabase } from "./test-database.ts";
 
 /** A running service on a fresh database of the real PostgreSQL, on a free port. */
@@ -20,21 +21,33 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/** How a test app differs from the default one. */
+export interface TestAppOptions {
+  /** Where its logs go (silent unless LOG_LEVEL is set in `env`). */
+  readonly logs?: NodeJS.WritableStream;
+  /** A database of the caller's: several apps on one database are replicas of one service. */
+  readonly database?: TestDatabase;
+  /** Replicas share their Redis keys too: pass the same prefix. */
+  readonly redisKeyPrefix?: string;
+  /** The app's clock (reminders, cut-offs, join windows), for tests that move time. */
+  readonly clock?: Clock;
+}
+
 /**
  * Starts the whole service the way `npm start` does (same wiring, same pipeline),
  * configured through environment variables, on its own database.
  */
-export async function startTestApp(
-  env: Record<string, string> = {},
-  options: { logs?: NodeJS.WritableStream } = {},
-): Promise<TestApp> {
-  const database = await createTestDatabase();
+export async function startTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
+  // A database passed in belongs to the caller (replicas share one); a fresh one is this app's.
+  const ownDatabase = options.database === undefined;
+  const database = options.database ?? (await createTestDatabase());
   // Keys are generated into a folder of this app's own; Redis keys get a prefix of their own.
   const dataDir = await mkdtemp(join(tmpdir(), "patient-test-app-"));
   const config = loadConfig({
     DATA_DIR: dataDir,
     REDIS_URL: process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379",
-    REDIS_KEY_PREFIX: `patient-test:${randomUUID()}:`,
+    REDIS_KEY_PREFIX: options.redisKeyPrefix ?? `patient-test:${randomUUID()}:`,
+    NATS_URL: process.env.TEST_NATS_URL ?? "nats://127.0.0.1:4222",
     DATABASE_URL: database.url,
     PORT: "0",
     HOST: "127.0.0.1",
@@ -42,7 +55,7 @@ export async function startTestApp(
     SHUTDOWN_GRACE_MS: "2000",
     ...env,
   });
-  const app = await startApp(config, createLogger(config.logLevel, options.logs as never));
+  const app = await startApp(config, createLogger(config.logLevel, options.logs as never), { clock: options.clock });
   return {
     app,
     database,
@@ -51,7 +64,7 @@ export async function startTestApp(
     dataDir,
     close: async () => {
       await app.stop();
-      await database.drop();
+      if (ownDatabase) await database.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
