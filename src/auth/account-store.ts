@@ -176,6 +176,17 @@ export class AccountStore {
     );
   }
 
+  /**
+   * Replaces a hash made with old parameters by one of the same password made with
+   * today's, unless the password changed meanwhile. Not a password change: tokens stay valid.
+   */
+  async upgradePasswordHash(id: string, oldHash: string, newHash: string, now: Date): Promise<void> {
+    await this.#run(
+      `update "accounts" set "password_hash" = ?, "updated_at" = ? where "id" = ? and "password_hash" = ?`,
+      [newHash, now.toISOString(), id, oldHash],
+    );
+  }
+
   /** Disables the account of a deleted patient, in the caller's transaction; its id, if it has one. */
   async disablePatientAccount(em: EntityManager, patientId: string, now: Date): Promise<string | undefined> {
     const stamp = now.toISOString();

@@ -10,6 +10,8 @@ export interface Passwords {
   verify(password: string, stored: string): Promise<boolean>;
   /** Spends a verification's time for an unknown email, so timing does not reveal accounts. */
   dummyVerify(): Promise<void>;
+  /** True when `stored` was made with other parameters than today's (a login then upgrades it). */
+  needsRehash(stored: string): boolean;
   /** Refuses a new password that breaks the policy: INVALID_ARGUMENT naming `field`, one violation per problem. */
   requireStrong(
     password: string,

@@ -19,6 +19,7 @@ export function passwordsWith(cost: number): Passwords {
     hash: (password) => hasher.hash(password),
     verify: (password, stored) => hasher.verify(password, stored),
     dummyVerify: () => hasher.dummyVerify(),
+    needsRehash: (stored) => hasher.needsRehash(stored),
     requireStrong(password, context, field) {
       const problems = passwordProblems(password, context);
       if (problems.length > 0) throw weakPassword(field, problems);

@@ -31,6 +31,20 @@ export async function attemptSucceeded(deps: AuthDeps, keys: readonly string[]):
   await deps.limits.forgive(keys.slice(1));
 }
 
+/**
+ * Re-hashes a correct password whose stored hash uses older (weaker) parameters, so
+ * raising PASSWORD_HASH_COST reaches every account that logs in. Best effort: the
+ * login goes on if it fails.
+ */
+async function upgradeHash(deps: AuthDeps, account: Account, password: string): Promise<void> {
+  try {
+    const upgraded = await deps.passwords.hash(password);
+    await deps.accounts.upgradePasswordHash(account.id, account.passwordHash, upgraded, deps.clock.now());
+  } catch {
+    // The old hash still verifies; the next login tries again.
+  }
+}
+
 /** LogIn, VerifyMfa, RefreshTokens and LogOut. */
 export function loginHandlers(
   deps: AuthDeps,
@@ -50,6 +64,7 @@ export function loginHandlers(
       }
       // The password was right: that is not a guess to count, whatever comes next.
       await attemptSucceeded(deps, keys);
+      if (deps.passwords.needsRehash(account.passwordHash)) await upgradeHash(deps, account, request.password);
       if (account.emailVerifiedAt === null) {
         await auditAuthentication(context, AuditOutcome.FAILURE, "EMAIL_NOT_VERIFIED", account);
         throw new DomainError(
