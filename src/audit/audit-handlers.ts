@@ -10,8 +10,9 @@ import {
   AuditOutcomeSchema,
 } from "../../gen/telemed/patient/v1/audit_pb.js";
 import type { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
-import { ActorRoleSchema, ActorSchema } from "../../gen/telemed/patient/v1/common_pb.js";
+import { ActorRole, ActorRoleSchema, ActorSchema } from "../../gen/telemed/patient/v1/common_pb.js";
 import type { Orm } from "../db/orm.ts";
+import { principalKey } from "../rpc/context-keys.ts";
 import { decodePageToken, encodePageToken } from "../rpc/page-token.ts";
 import { invalidArgument } from "../shared/domain-errors.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
@@ -40,7 +41,7 @@ export function auditService(deps: AuditServiceDeps): Partial<ServiceImpl<typeof
   const em = typeof deps.orm === "function" ? deps.orm : () => (deps.orm as Orm).em.fork();
   const clock = deps.clock ?? systemClock;
   return {
-    async listAccessEvents(request) {
+    async listAccessEvents(request, context) {
       const patientId = request.parent.slice("patients/".length).toLowerCase();
       // Ids are UUIDs: any other id has no entries (and must not reach a uuid cast).
       if (!uuidPattern.test(patientId)) return { accessEvents: [], nextPageToken: "" };
@@ -60,7 +61,9 @@ export function auditService(deps: AuditServiceDeps): Partial<ServiceImpl<typeof
         beforeSequence: cursor === undefined ? undefined : cursorSequence(cursor),
       });
       return {
-        accessEvents: page.events.map((event) => accessEventToProto(patientId, event)),
+        accessEvents: page.events.map((event) =>
+          accessEventToProto(patientId, event, context.values?.get(principalKey)?.role !== "admin"),
+        ),
         nextPageToken:
           page.nextBeforeSequence === undefined
             ? ""
@@ -85,13 +88,15 @@ export function auditService(deps: AuditServiceDeps): Partial<ServiceImpl<typeof
   };
 }
 
-function accessEventToProto(patientId: string, event: AccessEventRecord) {
+function accessEventToProto(patientId: string, event: AccessEventRecord, maskOtherPatients: boolean) {
+  const role = enumFromStored(ActorRoleSchema, event.actor_role);
+  const otherPatient = role === ActorRole.PATIENT && event.actor !== `patients/${patientId}`;
   return create(AccessEventSchema, {
     name: `patients/${patientId}/accessEvents/${event.sequence}`,
-    actor: create(ActorSchema, {
-      principal: event.actor,
-      role: enumFromStored(ActorRoleSchema, event.actor_role),
-    }),
+    actor:
+      maskOtherPatients && otherPatient
+        ? create(ActorSchema, { role, displayName: "another patient" })
+        : create(ActorSchema, { principal: event.actor, role }),
     proxy: event.proxy,
     action: enumFromStored(AuditActionSchema, event.action),
     resource: event.resource,

@@ -2,6 +2,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditAction, AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
+import { ActorRole } from "../../gen/telemed/patient/v1/common_pb.js";
 import { toJsonString } from "@bufbuild/protobuf";
 import { AuditService, ListAccessEventsResponseSchema } from "../../gen/telemed/patient/v1/audit_service_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
@@ -69,6 +70,17 @@ describe("the audit log of a scripted session", () => {
       "accounts:AUTHENTICATE:SUCCESS:self", // LogOut
       "accounts:AUTHENTICATE:SUCCESS:self", // the new log-in (MFA challenge)
     ]);
+    // The patient's own view shows that another patient tried, but not who.
+    const challenge = fresh?.outcome.case === "mfaChallenge" ? fresh.outcome.value.challengeToken : "";
+    const again = await authClient(t).verifyMfa({
+      challengeToken: challenge,
+      code: { case: "recoveryCode", value: patient.recoveryCodes[0] as string },
+    });
+    const ownView = createClient(AuditService, connect(again.tokens?.accessToken ?? ""));
+    const own = await ownView.listAccessEvents({ parent: patient.patient });
+    const attempt = own.accessEvents.find((event) => event.outcome === AuditOutcome.DENIED);
+    expect(attempt?.actor).toMatchObject({ principal: "", role: ActorRole.PATIENT, displayName: "another patient" });
+    expect(toJsonString(ListAccessEventsResponseSchema, own)).not.toContain(stranger.patientId);
     // Entries carry the request id, and no personal data.
     for (const event of accessEvents) expect(event.requestId).not.toBe("");
     const response = await view.listAccessEvents({ parent: patient.patient, includeOwn: true, pageSize: 200 });

@@ -128,14 +128,14 @@ describe("TST-PT004-2 a patient's profile is theirs alone, and every access to i
     expect(after?.etag).toBe(before?.etag);
     expect(after?.upiId).toBe(before?.upiId);
 
-    // Each attempt is in the owner's access view, as a denial by that other patient.
+    // Each attempt is in the owner's access view, as a denial by another patient whom it does not name.
     for (const [{ requestId }, action] of [
       [read, AuditAction.READ],
       [update, AuditAction.UPDATE],
       [remove, AuditAction.DELETE],
     ] as const) {
       expect.soft(await accessEvent(owner, requestId)).toMatchObject({
-        actor: { principal: other.patient, role: ActorRole.PATIENT },
+        actor: { principal: "", role: ActorRole.PATIENT, displayName: "another patient" },
         action,
         resource: owner.patient,
         outcome: AuditOutcome.DENIED,

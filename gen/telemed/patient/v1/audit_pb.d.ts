@@ -26,7 +26,10 @@ export declare type AccessEvent = Message<"telemed.patient.v1.AccessEvent"> & {
   name: string;
 
   /**
-   * Who acted.
+   * Who acted. Outside an admin's view, another patient who tried to reach this
+   * patient's data (a denied attempt: patients reach others' data only as guardians)
+   * shows as role PATIENT with an empty principal and the display name "another
+   * patient": one patient's view never discloses another patient's identity.
    *
    * @generated from field: telemed.patient.v1.Actor actor = 2;
    */
