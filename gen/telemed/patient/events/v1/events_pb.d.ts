@@ -123,11 +123,12 @@ export declare type ConsultationStatusChanged = Message<"telemed.patient.events.
 export declare const ConsultationStatusChangedSchema: GenMessage<ConsultationStatusChanged>;
 
 /**
- * A notification was stored for a patient. Every replica subscribes to the subjects
- * of the patients whose streams it serves and reads the notification from the store
- * (the payload does not carry its text).
+ * A notification was stored for a patient. Superseded before first use by
+ * telemed.patient.v1.NotificationsCommitted on one fixed subject (a per-patient subject
+ * would name the patient); kept only so the contract stays compatible.
  *
  * @generated from message telemed.patient.events.v1.NotificationCreated
+ * @deprecated
  */
 export declare type NotificationCreated = Message<"telemed.patient.events.v1.NotificationCreated"> & {
   /**
@@ -169,6 +170,7 @@ export declare type NotificationCreated = Message<"telemed.patient.events.v1.Not
 /**
  * Describes the message telemed.patient.events.v1.NotificationCreated.
  * Use `create(NotificationCreatedSchema)` to create a new message.
+ * @deprecated
  */
 export declare const NotificationCreatedSchema: GenMessage<NotificationCreated>;
 
