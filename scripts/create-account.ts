@@ -2,7 +2,9 @@
  * `npm run account:create -- --role admin --email ops@example.com`: creates a staff
  * account (doctor, paramedic or admin). The password is read from the environment
  * variable ACCOUNT_PASSWORD (never from the command line, where `ps` and shell
- * history would keep it). Staff enrol in MFA at their first log-in. With
+ * history would keep it). Staff enrol in MFA at their first log-in. `--doctor-id` links a
+ * doctor's account to its Doctor Service doctor (`doctors/{id}` there): the consultations
+ * with that doctor are the ones the account may start, complete and join. With
  * DATABASE_URL unset it uses the embedded PostgreSQL in DATA_DIR.
  *
  * Exit codes: 0 created, 1 failed, 2 bad arguments or configuration.
@@ -11,6 +13,7 @@ import { parseArgs } from "node:util";
 import { AccountStore } from "../src/auth/account-store.ts";
 import { passwordsWith } from "../src/auth/auth-parts.ts";
 import { createStaffAccount } from "../src/auth/staff-accounts.ts";
+import { linkDoctorAccount } from "../src/consultations/doctor-accounts.ts";
 import { migrateUp } from "../src/db/migrate.ts";
 import { createLogger } from "../src/observability/logger.ts";
 import { DomainError } from "../src/shared/domain-errors.ts";
@@ -19,12 +22,14 @@ import { scriptConfig, withDatabase } from "./script-database.ts";
 const roles = ["doctor", "paramedic", "admin"] as const;
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { role: { type: "string" }, email: { type: "string" } } });
+  const { values } = parseArgs({
+    options: { role: { type: "string" }, email: { type: "string" }, "doctor-id": { type: "string" } },
+  });
   const role = roles.find((r) => r === values.role);
   const password = process.env.ACCOUNT_PASSWORD ?? "";
   if (role === undefined || !values.email || password === "") {
     process.stderr.write(
-      "usage: ACCOUNT_PASSWORD=… npm run account:create -- --role doctor|paramedic|admin --email someone@example.com\n",
+      "usage: ACCOUNT_PASSWORD=… npm run account:create -- --role doctor|paramedic|admin --email someone@example.com [--doctor-id <Doctor Service id>]\n",
     );
     return 2;
   }
@@ -40,6 +45,11 @@ async function main(): Promise<number> {
         { email, role, password },
         new Date(),
       );
+      const doctorId = values["doctor-id"];
+      if (role === "doctor" && doctorId !== undefined) {
+        // The doctor acts on the consultations booked with this Doctor Service doctor.
+        await linkDoctorAccount(orm.em.fork(), account.id, doctorId, new Date());
+      }
       process.stdout.write(`created accounts/${account.id} (${role})\n`);
       return 0;
     } catch (error) {

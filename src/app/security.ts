@@ -35,11 +35,13 @@ export interface Security {
 }
 
 export interface Operator {
+  /** Creates a staff account; its id. `doctorId` links a doctor's account to its Doctor Service doctor. */
   createStaffAccount(fields: {
     email: string;
     role: "doctor" | "paramedic" | "admin";
     password: string;
-  }): Promise<void>;
+    doctorId?: string;
+  }): Promise<string>;
 }
 
 /**
@@ -117,7 +119,7 @@ export async function startSecurity(
     auditVerifyKeys: new Map([[auditKeyId(auditKey.publicKey), auditKey.publicKey]]),
     operator: {
       async createStaffAccount(fields) {
-        await createStaffAccount(accounts, passwords, fields, clock.now());
+        return (await createStaffAccount(accounts, passwords, fields, clock.now())).id;
       },
     },
     async close() {

@@ -10,7 +10,9 @@ import { type RunningSiblings, startSiblings } from "../siblings/start-siblings.
 import { type Clock, systemClock } from "../shared/clock.ts";
 import type { AppContext } from "./app-context.ts";
 import { startConsultations } from "./consultations-part.ts";
+import { startEmergencies } from "./emergencies-part.ts";
 import { startNotifications } from "./notifications-part.ts";
+import type { Notifier } from "../notifications/notifier.ts";
 import { serviceRegistrations } from "./registrations.ts";
 import { type Operator, startSecurity } from "./security.ts";
 
@@ -22,6 +24,8 @@ export interface RunningApp {
   readonly siblings: RunningSiblings;
   /** Operator actions (creating staff accounts), for scripts and tests. */
   readonly operator: Operator;
+  /** What other contexts use to notify patients; tests produce notifications with it. */
+  readonly notifier: Notifier;
   /** Drains the server, then closes what it used, in reverse order of opening. */
   stop(): Promise<void>;
 }
@@ -59,11 +63,14 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     closers.push(() => notifications.close());
     const consultations = await startConsultations(context, notifications);
     closers.push(() => consultations.close());
+    const emergencies = await startEmergencies(context, notifications);
+    closers.push(() => emergencies.close());
 
     const server = createServer({
       registrations: serviceRegistrations({ patients, clock, security, orm, config }, [
         ...consultations.registrations,
         ...notifications.registrations,
+        ...emergencies.registrations,
       ]),
       access: security.access,
       audit: security.audit,
@@ -80,7 +87,23 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       { port, host: config.host, tls: config.tls !== undefined, pid: process.pid },
       "patient service listening",
     );
-    return { port, server, siblings, operator: security.operator, stop: () => closeAll(closers, logger) };
+    return {
+      port,
+      server,
+      siblings,
+      operator: {
+        // A doctor's account is linked to its Doctor Service doctor (consultations own the link).
+        async createStaffAccount(fields) {
+          const accountId = await security.operator.createStaffAccount(fields);
+          if (fields.role === "doctor" && fields.doctorId !== undefined) {
+            await consultations.linkDoctorAccount(accountId, fields.doctorId);
+          }
+          return accountId;
+        },
+      },
+      notifier: notifications.notifier,
+      stop: () => closeAll(closers, logger),
+    };
   } catch (error) {
     await closeAll(closers, logger);
     throw error;

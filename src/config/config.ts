@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import { type ConsultationConfig, readConsultationConfig } from "../consultations/consultation-config.ts";
+import { type EmergencyConfig, readEmergencyConfig } from "../emergencies/emergency-config.ts";
 import { type NotificationConfig, readNotificationConfig } from "../notifications/notification-config.ts";
 import { EnvReader } from "./env-readers.ts";
 
@@ -71,6 +72,7 @@ export interface Config {
   readonly familyAgeOfMajority: number;
   readonly consultations: ConsultationConfig;
   readonly notifications: NotificationConfig;
+  readonly emergencies: EmergencyConfig;
 }
 
 /** Tokens, keys and sibling-service credentials. */
@@ -164,6 +166,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     familyAgeOfMajority: read.integer("FAMILY_AGE_OF_MAJORITY", 18, 14, 25),
     consultations: readConsultationConfig(read),
     notifications: readNotificationConfig(read),
+    emergencies: readEmergencyConfig(read),
   };
   if (config.simulators === "off") {
     for (const [sibling, variable] of Object.entries(siblingVariables)) {

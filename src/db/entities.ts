@@ -1,6 +1,7 @@
 import { auditEntities } from "../audit/audit-entities.ts";
 import { authEntities } from "../auth/account-entities.ts";
 import { consultationEntities } from "../consultations/consultation-entities.ts";
+import { emergencyEntities } from "../emergencies/emergency-entities.ts";
 import { FamilyLinkEntity } from "../family/family-link-entity.ts";
 import { notificationEntities } from "../notifications/notification-entities.ts";
 import { PatientEntity } from "../patients/patient-entity.ts";
@@ -17,4 +18,5 @@ export const entities = [
   FamilyLinkEntity,
   ...consultationEntities,
   ...notificationEntities,
+  ...emergencyEntities,
 ] as const;

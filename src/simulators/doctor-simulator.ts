@@ -258,5 +258,11 @@ export class DoctorSimulator {
 }
 
 function toSlotHold(hold: HoldRecord): SlotHold {
-  return create(SlotHoldSchema, { holdId: hold.holdId, slot: hold.slot, expireTime: timestampFromMs(hold.expireMs) });
+  return create(SlotHoldSchema, {
+    holdId: hold.holdId,
+    slot: hold.slot,
+    expireTime: timestampFromMs(hold.expireMs),
+    slotStartTime: timestampFromMs(hold.grid.startMs),
+    slotEndTime: timestampFromMs(hold.grid.endMs),
+  });
 }

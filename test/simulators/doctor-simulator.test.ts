@@ -147,6 +147,8 @@ describe("slot hold, confirm, release", () => {
     const requestId = randomUUID();
     const { hold } = await h.clients.doctor.holdSlot({ slot, ttl: minutes(2), mode: Mode.VIDEO, requestId });
     expect(timestampDate(hold!.expireTime!).toISOString()).toBe("2030-01-07T00:02:00.000Z");
+    expect(timestampDate(hold!.slotStartTime!).toISOString()).toBe("2030-01-08T03:30:00.000Z");
+    expect(timestampDate(hold!.slotEndTime!).toISOString()).toBe("2030-01-08T04:00:00.000Z");
     const retried = await h.clients.doctor.holdSlot({ slot, ttl: minutes(2), mode: Mode.VIDEO, requestId });
     expect(retried.hold?.holdId).toBe(hold!.holdId);
     expect(h.sims.doctor.slot(slot).state).toBe(Slot_State.HELD);

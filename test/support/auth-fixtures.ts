@@ -96,10 +96,14 @@ export async function signUpPatient(
   return logInAndEnroll(t, email, testPassword, options.enrollMfa ?? true, signedUp.patient);
 }
 
-/** Creates a staff account the operator's way, then logs in and enrols in MFA. */
-export async function staffSession(t: TestApp, role: "doctor" | "paramedic" | "admin"): Promise<TestSession> {
+/** Creates a staff account the operator's way (a doctor linked to `doctorId`), then logs in and enrols in MFA. */
+export async function staffSession(
+  t: TestApp,
+  role: "doctor" | "paramedic" | "admin",
+  options: { doctorId?: string } = {},
+): Promise<TestSession> {
   const email = `${role}.${randomUUID()}@example.com`;
-  await t.app.operator.createStaffAccount({ email, role, password: testPassword });
+  await t.app.operator.createStaffAccount({ email, role, password: testPassword, doctorId: options.doctorId });
   return logInAndEnroll(t, email, testPassword, true, "");
 }
 

@@ -312,6 +312,20 @@ export declare type SlotHold = Message<"telemed.doctor.v1.SlotHold"> & {
    * @generated from field: google.protobuf.Timestamp expire_time = 3;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * Start of the held slot (so the caller can store its booking before confirming).
+   *
+   * @generated from field: google.protobuf.Timestamp slot_start_time = 4;
+   */
+  slotStartTime?: Timestamp | undefined;
+
+  /**
+   * End of the held slot.
+   *
+   * @generated from field: google.protobuf.Timestamp slot_end_time = 5;
+   */
+  slotEndTime?: Timestamp | undefined;
 };
 
 /**

@@ -1,0 +1,2 @@
+/** The emergencies context's entities (registered in src/db/entities.ts). */
+export const emergencyEntities = [] as const;
