@@ -27,6 +27,8 @@ export interface TestAppOptions {
   readonly logs?: NodeJS.WritableStream;
   /** A database of the caller's: several apps on one database are replicas of one service. */
   readonly database?: TestDatabase;
+  /** A DATA_DIR of the caller's: replicas that share it share their signing keys, so each accepts the other's tokens. */
+  readonly dataDir?: string;
   /** Replicas share their Redis keys too: pass the same prefix. */
   readonly redisKeyPrefix?: string;
   /** The app's clock (reminders, cut-offs, join windows), for tests that move time. */
@@ -42,7 +44,8 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
   const ownDatabase = options.database === undefined;
   const database = options.database ?? (await createTestDatabase());
   // Keys are generated into a folder of this app's own; Redis keys get a prefix of their own.
-  const dataDir = await mkdtemp(join(tmpdir(), "patient-test-app-"));
+  const ownDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "patient-test-app-")));
   const config = loadConfig({
     DATA_DIR: dataDir,
     REDIS_URL: process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379",
@@ -65,7 +68,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
     close: async () => {
       await app.stop();
       if (ownDatabase) await database.drop();
-      await rm(dataDir, { recursive: true, force: true });
+      if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
