@@ -45,5 +45,5 @@ describe("password hashes follow PASSWORD_HASH_COST", () => {
     } finally {
       await after.close();
     }
-  });
+  }, 30_000); // two app starts and four scrypt hashes
 });

@@ -78,7 +78,10 @@ async function until(check: () => Promise<boolean>, timeoutMs = 5000): Promise<v
 
 describe("TST-PT006-1 reminders of an upcoming consultation", () => {
   it("go out once per offset with two replicas scanning, at 24 h and at 15 min before the start", async () => {
-    const { consultation, startMs } = await bookFirstFree(consultations(t1(), patient), patient.patient, clock);
+    // Two days ahead, so the 24 h offset comes after the booking whatever the weekday.
+    const { consultation, startMs } = await bookFirstFree(consultations(t1(), patient), patient.patient, clock, {
+      fromMs: 2 * 86_400_000,
+    });
     await settle();
     expect(await remindersOf(consultation.name)).toEqual([]);
 
