@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import { childOptions, exitWhenParentStops, failChild, sendToParent } from "./child-ipc.ts";
 import { runClosedLoop } from "./closed-loop.ts";
+import { type BookingSource, bookConsultationFrames } from "./book-consultation-frames.ts";
 import { createPatientFrames } from "./create-patient-frames.ts";
 import type { LoadAmount } from "./load-result.ts";
 
@@ -8,6 +9,8 @@ import type { LoadAmount } from "./load-result.ts";
 export type BodySource =
   /** CreatePatient gRPC frames, each with its own email `benchEmail(prefix, n)`. */
   | { readonly kind: "create-patient"; readonly prefix: string }
+  /** CreateConsultation gRPC frames: request `n` books slot `n` of a range with its own request id (never a slot twice). */
+  | ({ readonly kind: "book-consultation" } & BookingSource)
   /** Prebuilt bodies (base64), used in turn: for example GetPatient of many different patients. */
   | { readonly kind: "rotate"; readonly bodies: readonly string[] };
 
@@ -48,8 +51,10 @@ async function main(): Promise<void> {
   const body = bodyFactory(options.bodies);
   const headers = { ":method": "POST", ":path": options.path, ...options.headers };
   const grpc = options.protocol === "grpc";
-  const issue = (n: number) =>
-    new Promise<boolean>((resolve) => {
+  const issue = (n: number) => {
+    // Built before the promise: a body that cannot be made (a slot range run out) throws here and stops the load.
+    const payload = body(n);
+    return new Promise<boolean>((resolve) => {
       const stream = session.request(headers);
       let status = 0;
       let grpcStatus: unknown;
@@ -63,8 +68,9 @@ async function main(): Promise<void> {
       stream.on("data", () => undefined);
       stream.on("error", () => undefined);
       stream.on("close", () => resolve(status === 200 && (!grpc || grpcStatus === "0") && stream.rstCode === 0));
-      stream.end(body(n));
+      stream.end(payload);
     });
+  };
 
   const warmup = await runClosedLoop(options.concurrency, { seconds: options.warmupSeconds }, issue);
   await sendToParent({ type: "measuring" });
@@ -79,6 +85,7 @@ async function main(): Promise<void> {
 
 function bodyFactory(source: BodySource): (n: number) => Buffer {
   if (source.kind === "create-patient") return createPatientFrames(source.prefix);
+  if (source.kind === "book-consultation") return bookConsultationFrames(source);
   const bodies = source.bodies.map((text) => Buffer.from(text, "base64"));
   if (bodies.length === 0) throw new Error("no bodies to send");
   return (n) => bodies[n % bodies.length] as Buffer;

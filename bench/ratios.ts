@@ -34,6 +34,13 @@ export const ratioSpecs: readonly RatioSpec[] = [
     goal: 0.5,
   },
   {
+    key: "bookConsultationVsRawInsert",
+    label: "BookConsultation, distinct slots / raw pg INSERT of a booking row (issue 4)",
+    numerator: "book-consultation",
+    denominator: "pg-insert-consultation",
+    goal: 0.5,
+  },
+  {
     key: "getPatientGrpcManyVsGrpcJsEchoDriver",
     label: "cross-check, many patients: GetPatient gRPC / grpc-js echo (both bench driver)",
     numerator: "get-patient-grpc-many",

@@ -15,6 +15,10 @@ export const targetIds = [
   "pg-select",
   "pg-insert",
   "create-patient",
+  "book-consultation",
+  "pg-insert-consultation",
+  "notification-delay",
+  "notification-delay-loaded",
 ] as const;
 export type TargetId = (typeof targetIds)[number];
 

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { type AuditEntryFields, chainEntries, storedValues } from "./audit-chain.ts";
+import { canonicalText, linkHash } from "./audit-chain.ts";
 
 type Head = { readonly sequence: bigint; readonly hash: string };
 
@@ -11,6 +11,13 @@ type Head = { readonly sequence: bigint; readonly hash: string };
  * prepared plan, instead of BEGIN, SELECT FOR UPDATE, INSERT and COMMIT with every
  * value inlined into the SQL text (measured: about 45 µs of server CPU per audited
  * read, and most of the database's CPU, went there).
+ *
+ * The batch travels as ONE parameter: a JSON array of rows, each row the entry's
+ * canonical encoding (audit-chain.ts, the very text its hash covers) with `prev_hash`
+ * and `hash` appended. The entries' canonical tails are made when they are recorded,
+ * so a batch costs a string concatenation and a hash per entry here, where fifteen
+ * parallel arrays cost pg's array serialisation (escaping) of every value, an array per
+ * column and a row object per entry, and PostgreSQL's parsing of fifteen array literals.
  *
  * When another process (or `recordWithin` in a transaction) moved the head, the
  * statement changes nothing; the writer reads the head again, re-chains the batch and
@@ -28,7 +35,8 @@ export class AuditBatchWriter {
     this.#pool.on("error", () => undefined);
   }
 
-  async write(entries: readonly AuditEntryFields[]): Promise<void> {
+  /** Appends the entries whose canonical tails (`canonicalTail`) are given, in order, and resolves once committed. */
+  async write(entries: readonly string[]): Promise<void> {
     if (entries.length === 0) return;
     // Optimistic first: one round trip while this process is the only writer.
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -53,15 +61,23 @@ export class AuditBatchWriter {
   }
 
   /** Appends after `head` if it is still the head; false when someone moved it first. */
-  async #append(db: Queryable, head: Head, entries: readonly AuditEntryFields[]): Promise<boolean> {
-    const chained = chainEntries(head, entries);
-    const last = chained.at(-1) as (typeof chained)[number];
-    const rows = chained.map(storedValues);
-    const values: unknown[] = columnIndexes.map((i) => rows.map((row) => row[i]));
-    values.push(last.sequence.toString(), last.hash, head.sequence.toString());
+  async #append(db: Queryable, head: Head, tails: readonly string[]): Promise<boolean> {
+    let sequence = head.sequence;
+    let prevHash = head.hash;
+    let rows = "[";
+    for (const tail of tails) {
+      sequence += 1n;
+      const canonical = canonicalText(sequence, tail);
+      const hash = linkHash(prevHash, canonical);
+      // The canonical text is a JSON array: drop its "]" and append the two hashes.
+      rows += `${rows.length === 1 ? "" : ","}${canonical.slice(0, -1)},"${prevHash}","${hash}"]`;
+      prevHash = hash;
+    }
+    rows += "]";
+    const values = [rows, sequence.toString(), prevHash, head.sequence.toString()];
     const result = await db.query({ name: "audit-append", text: appendSql, values });
-    if (result.rowCount === chained.length) {
-      this.#head = { sequence: last.sequence, hash: last.hash };
+    if (result.rowCount === tails.length) {
+      this.#head = { sequence, hash: prevHash };
       return true;
     }
     this.#head = undefined;
@@ -84,20 +100,20 @@ export class AuditBatchWriter {
 
 type Queryable = pg.Pool | pg.PoolClient;
 
-const columnIndexes = Array.from({ length: 15 }, (_, i) => i);
-
+/**
+ * $1: the rows, a JSON array of `["audit.v1", sequence, event_time, actor, actor_role,
+ * subject_patient_id, proxy, action, resource, outcome, rpc, request_id,
+ * client_address, reason, prev_hash, hash]`; $2, $3: the new head; $4: the head it moves from.
+ */
 const appendSql = `
 with "moved" as (
-  update "audit_chain_head" set "sequence" = $16::bigint, "hash" = decode($17, 'hex')
-   where "id" = 1 and "sequence" = $18::bigint
+  update "audit_chain_head" set "sequence" = $2::bigint, "hash" = decode($3, 'hex')
+   where "id" = 1 and "sequence" = $4::bigint
   returning 1
 )
 insert into "audit_log" ("sequence", "event_time", "actor", "actor_role", "subject_patient_id", "proxy", "action",
   "resource", "outcome", "rpc", "request_id", "client_address", "reason", "prev_hash", "hash")
-select e.sequence, e.event_time, e.actor, e.actor_role, e.subject_patient_id, e.proxy, e.action, e.resource,
-       e.outcome, e.rpc, e.request_id, e.client_address, e.reason, decode(e.prev_hash, 'hex'), decode(e.hash, 'hex')
-  from unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::uuid[], $6::boolean[], $7::text[],
-              $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
-       as e(sequence, event_time, actor, actor_role, subject_patient_id, proxy, action, resource, outcome, rpc,
-            request_id, client_address, reason, prev_hash, hash)
+select (e->>1)::bigint, (e->>2)::timestamptz, e->>3, e->>4, (e->>5)::uuid, (e->>6)::boolean, e->>7, e->>8,
+       e->>9, e->>10, e->>11, e->>12, e->>13, decode(e->>14, 'hex'), decode(e->>15, 'hex')
+  from jsonb_array_elements($1::jsonb) as e
  where exists (select 1 from "moved")`;

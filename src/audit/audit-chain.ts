@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /**
  * The hash chain of the audit log (RQ-PT004), without I/O: how an entry is encoded
@@ -49,9 +49,8 @@ export interface ChainedAuditEntry extends AuditEntryFields {
 }
 
 /** An entry's fields after its sequence, in the one order both the hash and the table use. */
-function orderedValues(sequence: bigint, entry: AuditEntryFields): (string | boolean | null)[] {
+function fieldValues(entry: AuditEntryFields): (string | boolean | null)[] {
   return [
-    sequence.toString(),
     entry.eventTime,
     entry.actor,
     entry.actorRole,
@@ -67,17 +66,48 @@ function orderedValues(sequence: bigint, entry: AuditEntryFields): (string | boo
   ];
 }
 
+/**
+ * The canonical encoding without its version and sequence: the JSON array of the
+ * entry's other fields. It does not depend on the entry's place in the chain, so a
+ * writer computes it once, when the entry is recorded, and `canonicalText` completes
+ * it when the batch learns its sequences.
+ */
+export function canonicalTail(entry: AuditEntryFields): string {
+  return JSON.stringify(fieldValues(entry));
+}
+
+const canonicalPrefix = `[${JSON.stringify(encodingVersion)},"`;
+
+/**
+ * The canonical encoding (as text) of the entry at `sequence` whose tail is `tail`:
+ * exactly `JSON.stringify([version, "<sequence>", ...fields])`, since JSON.stringify
+ * writes arrays without spaces and a decimal sequence needs no escaping.
+ */
+export function canonicalText(sequence: bigint, tail: string): string {
+  return `${canonicalPrefix}${sequence}",${tail.slice(1)}`;
+}
+
 /** The bytes the hash covers for the entry at `sequence`. */
 export function canonicalBytes(sequence: bigint, entry: AuditEntryFields): Buffer {
-  return Buffer.from(JSON.stringify([encodingVersion, ...orderedValues(sequence, entry)]), "utf8");
+  return Buffer.from(canonicalText(sequence, canonicalTail(entry)), "utf8");
 }
 
 /** SHA-256(prev_hash || canonical(entry)), lowercase hex. */
 export function entryHash(prevHash: string, sequence: bigint, entry: AuditEntryFields): string {
-  return createHash("sha256")
-    .update(Buffer.from(prevHash, "hex"))
-    .update(canonicalBytes(sequence, entry))
-    .digest("hex");
+  return linkHash(prevHash, canonicalText(sequence, canonicalTail(entry)));
+}
+
+/**
+ * SHA-256(prev_hash || canonical), lowercase hex, from the canonical text: one buffer
+ * and a one-shot hash. A `prevHash` that is not clean hex (a tampered row) is decoded
+ * as Buffer.from(prevHash, "hex") decodes it, so the verifier reports a mismatch.
+ */
+export function linkHash(prevHash: string, canonical: string): string {
+  const canonicalLength = Buffer.byteLength(canonical, "utf8");
+  const bytes = Buffer.allocUnsafe((prevHash.length >>> 1) + canonicalLength);
+  const prevLength = bytes.write(prevHash, 0, "hex");
+  bytes.write(canonical, prevLength, "utf8");
+  return hash("sha256", bytes.subarray(0, prevLength + canonicalLength), "hex");
 }
 
 /** Chains entries after the head (`sequence`, `hash`): the next sequences, each linked to the one before. */
@@ -130,5 +160,5 @@ export function checkpointMessage(sequence: bigint, hash: string, signedAt: stri
 
 /** An entry's values in the column order of `audit_log` (hashes as hex), as both writers store them. */
 export function storedValues(entry: ChainedAuditEntry): (string | boolean | null)[] {
-  return [...orderedValues(entry.sequence, entry), entry.prevHash, entry.hash];
+  return [entry.sequence.toString(), ...fieldValues(entry), entry.prevHash, entry.hash];
 }

@@ -34,9 +34,17 @@ export function auditFieldsOf(draft: AuditEntryDraft, eventTime: Date): AuditEnt
   };
 }
 
+/** Each enum's stored names by number, made once: every audit entry needs three. */
+const storedNames = new WeakMap<DescEnum, ReadonlyMap<number, string>>();
+
 /** `ActorRole.DOCTOR` to `doctor`; a number the contract does not know is stored as its digits. */
 export function storedName(schema: DescEnum, value: number): string {
-  return schema.value[value]?.localName.toLowerCase() ?? String(value);
+  let names = storedNames.get(schema);
+  if (names === undefined) {
+    names = new Map(schema.values.map((known) => [known.number, known.localName.toLowerCase()]));
+    storedNames.set(schema, names);
+  }
+  return names.get(value) ?? String(value);
 }
 
 /** `doctor` back to `ActorRole.DOCTOR`; 0 (UNSPECIFIED) for a name the contract does not know. */

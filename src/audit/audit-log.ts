@@ -2,7 +2,13 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Orm } from "../db/orm.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { AuditBatchWriter } from "./audit-batch-writer.ts";
-import { type AuditEntryFields, type ChainedAuditEntry, chainEntries, storedValues } from "./audit-chain.ts";
+import {
+  type AuditEntryFields,
+  type ChainedAuditEntry,
+  canonicalTail,
+  chainEntries,
+  storedValues,
+} from "./audit-chain.ts";
 import type { AuditEntryDraft } from "./audit-entry.ts";
 import { auditFieldsOf } from "./audit-fields.ts";
 
@@ -56,7 +62,8 @@ export class AuditWriteError extends Error {
 }
 
 interface Waiting {
-  readonly fields: AuditEntryFields;
+  /** The entry's canonical encoding after its sequence (`canonicalTail`): all the batch writer needs. */
+  readonly tail: string;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
@@ -103,14 +110,14 @@ export class AuditLog {
    */
   record(draft: AuditEntryDraft): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("the audit log is closed"));
-    let fields: AuditEntryFields;
+    let tail: string;
     try {
-      fields = auditFieldsOf(draft, this.#clock.now());
+      tail = canonicalTail(auditFieldsOf(draft, this.#clock.now()));
     } catch (error) {
       return Promise.reject(error);
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#queue.push({ fields, resolve, reject });
+    this.#queue.push({ tail, resolve, reject });
     this.#schedule();
     return promise;
   }
@@ -162,7 +169,7 @@ export class AuditLog {
       this.#writing++;
       try {
         this.#writer ??= new AuditBatchWriter(this.#em().config.get("clientUrl") as string, maxInFlight);
-        await this.#writer.write(batch.map((waiting) => waiting.fields));
+        await this.#writer.write(batch.map((waiting) => waiting.tail));
         this.#stats.batches++;
         this.#stats.entries += batch.length;
         this.#stats.largestBatch = Math.max(this.#stats.largestBatch, batch.length);

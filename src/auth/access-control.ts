@@ -29,6 +29,9 @@ const bearer = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/;
 export class AccessControl {
   readonly #authenticator: Authenticator;
   readonly #guardians: GuardianGrants;
+  /** The last Authorization value that parsed, and its token: clients send the same one call after call. */
+  #lastAuthorization = "";
+  #lastToken = "";
 
   constructor(authenticator: Authenticator, guardians: GuardianGrants) {
     this.#authenticator = authenticator;
@@ -44,8 +47,16 @@ export class AccessControl {
       if (policy.anonymous) return undefined;
       throw invalidToken();
     }
-    const token = bearer.exec(authorization)?.[1];
-    if (token === undefined) throw invalidToken();
+    // The syntax check is a RegExp over a whole JWT; the token it yields is also the
+    // verifier's cache key, and the same string object hashes once for every lookup.
+    let token = this.#lastToken;
+    if (authorization !== this.#lastAuthorization) {
+      const parsed = bearer.exec(authorization)?.[1];
+      if (parsed === undefined) throw invalidToken();
+      token = parsed;
+      this.#lastAuthorization = authorization;
+      this.#lastToken = parsed;
+    }
     return this.#authenticator.authenticate(token);
   }
 

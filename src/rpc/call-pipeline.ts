@@ -7,8 +7,9 @@ import { AuditAction, AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb
 import { type AuditSink, CallAudit, callAuditDraft, callAuditKey } from "../audit/call-audit.ts";
 import type { AccessControl } from "../auth/access-control.ts";
 import { requirePolicies, type ResolvedPolicy } from "../auth/access-policy.ts";
+import type { Principal } from "../auth/principal.ts";
 import { isUuid } from "../shared/uuid-v7.ts";
-import { actingForKey, principalKey, requestIdKey } from "./context-keys.ts";
+import { type ActingFor, actingForKey, principalKey, requestIdKey } from "./context-keys.ts";
 import { statusError, toClientError } from "./error-mapping.ts";
 import type { RequestValidator } from "./request-validation.ts";
 import { methodPath, RpcTable, type RpcEntry } from "./rpc-table.ts";
@@ -77,11 +78,15 @@ export function buildRpcTable(registrations: readonly ServiceRegistration[], dep
 
 function wrapUnary(method: DescMethod, policy: ResolvedPolicy, handler: AnyUnary, deps: PipelineDeps) {
   return async (request: Message, context: HandlerContext): Promise<Message> => {
-    const call = beginCall(context, deps, method, policy, request);
+    const call = new CallBookkeeping(context, deps, method, policy, request);
     try {
-      await call.admit();
+      // Admission and the audit entry of a read settle synchronously on the hot path
+      // (cached token, an admin's scope) or give a promise: await only a promise.
+      const admitted = call.admit();
+      if (admitted !== undefined) await admitted;
       const result = await handler(request, context);
-      await call.succeeded();
+      const audited = call.succeeded();
+      if (audited !== undefined) await audited;
       return asOutput(method, result);
     } catch (error) {
       throw await call.failed(error);
@@ -91,7 +96,7 @@ function wrapUnary(method: DescMethod, policy: ResolvedPolicy, handler: AnyUnary
 
 function wrapStream(method: DescMethod, policy: ResolvedPolicy, handler: AnyStream, deps: PipelineDeps) {
   return async function* (request: Message, context: HandlerContext): AsyncIterable<Message> {
-    const call = beginCall(context, deps, method, policy, request);
+    const call = new CallBookkeeping(context, deps, method, policy, request);
     try {
       await call.admit();
       // A stream's access is recorded when it opens: its end may be hours later, or never.
@@ -108,93 +113,145 @@ function asOutput(method: DescMethod, result: unknown): Message {
   return isMessage(result, method.output) ? result : create(method.output, result as Record<string, unknown>);
 }
 
+/** Where a call is: a refusal while admitting is an access denial, later a failure. */
+type Stage = "admitting" | "validating" | "handling" | "auditing" | "streaming";
+
 /**
- * Starts the bookkeeping of one call: assigns its request id (a caller's
- * `x-request-id` when well-formed), decides access, and on completion records the
- * audit entry, metrics and logs. Successes log at debug (the hot path stays cheap at
- * the default level); client errors at info; anything that became INTERNAL was
- * logged at error by the mapping.
+ * The bookkeeping of one call: assigns its request id (a caller's `x-request-id` when
+ * well-formed), decides access, and on completion records the audit entry, metrics
+ * and logs. Successes log at debug (the hot path stays cheap at the default level);
+ * client errors at info; anything that became INTERNAL was logged at error by the
+ * mapping. One object per call with its steps as methods (no closure per step), and
+ * steps that return a promise only when they must wait.
  */
-function beginCall(
-  context: HandlerContext,
-  deps: PipelineDeps,
-  method: DescMethod,
-  policy: ResolvedPolicy,
-  request: Message,
-) {
-  const started = performance.now();
-  const offered = context.requestHeader.get("x-request-id");
-  const requestId = offered && requestIdPattern.test(offered) ? offered : randomUUID();
-  context.values.set(requestIdKey, requestId);
-  context.responseHeader.set("x-request-id", requestId);
-  const audit =
-    deps.audit === undefined || policy.audit === undefined
-      ? undefined
-      : new CallAudit(deps.audit, context, request, policy.audit);
-  if (audit !== undefined) context.values.set(callAuditKey, audit);
-  /** Where the call is: a refusal while admitting is an access denial, later a failure. */
-  let stage: "admitting" | "validating" | "handling" | "auditing" | "streaming" = "admitting";
-  const finish = (code: string): number => {
-    const seconds = (performance.now() - started) / 1000;
-    deps.metrics.observe(method.name, context.protocolName, code, seconds);
-    return Math.round(seconds * 1e4) / 10;
-  };
-  const logSuccess = () => {
-    const ms = finish("ok");
-    if (deps.logger.isLevelEnabled("debug")) {
-      deps.logger.debug({ requestId, rpc: methodPath(method), protocol: context.protocolName, ms }, "rpc ok");
+class CallBookkeeping {
+  readonly #context: HandlerContext;
+  readonly #deps: PipelineDeps;
+  readonly #method: DescMethod;
+  readonly #policy: ResolvedPolicy;
+  readonly #request: Message;
+  readonly #started = performance.now();
+  readonly #requestId: string;
+  readonly #audit: CallAudit | undefined;
+  #stage: Stage = "admitting";
+
+  constructor(
+    context: HandlerContext,
+    deps: PipelineDeps,
+    method: DescMethod,
+    policy: ResolvedPolicy,
+    request: Message,
+  ) {
+    this.#context = context;
+    this.#deps = deps;
+    this.#method = method;
+    this.#policy = policy;
+    this.#request = request;
+    const offered = context.requestHeader.get("x-request-id");
+    this.#requestId = offered && requestIdPattern.test(offered) ? offered : randomUUID();
+    context.values.set(requestIdKey, this.#requestId);
+    context.responseHeader.set("x-request-id", this.#requestId);
+    this.#audit =
+      deps.audit === undefined || policy.audit === undefined
+        ? undefined
+        : new CallAudit(deps.audit, context, request, policy.audit);
+    if (this.#audit !== undefined) context.values.set(callAuditKey, this.#audit);
+  }
+
+  /**
+   * The access decision, then protovalidate: who calls and whether their role may
+   * call at all, whether they may act on the patient the request names, then the
+   * request's rules. A caller without access learns nothing from validation
+   * messages, and nothing refused here reaches the handler. Undefined when decided
+   * synchronously.
+   */
+  admit(): Promise<void> | undefined {
+    const principal = this.#deps.access.authenticate(this.#policy, this.#context.requestHeader.get("authorization"));
+    if (principal instanceof Promise) return principal.then((resolved) => this.#scope(resolved));
+    return this.#scope(principal);
+  }
+
+  #scope(principal: Principal | undefined): Promise<void> | undefined {
+    const { access } = this.#deps;
+    this.#context.values.set(principalKey, principal);
+    access.permit(this.#policy, principal);
+    const actingFor = access.scope(this.#policy, principal, this.#request);
+    if (actingFor instanceof Promise) return actingFor.then((resolved) => this.#validate(resolved));
+    this.#validate(actingFor);
+    return undefined;
+  }
+
+  #validate(actingFor: ActingFor | undefined): void {
+    this.#context.values.set(actingForKey, actingFor);
+    this.#stage = "validating";
+    const invalid = this.#deps.validator.check(this.#method.input, this.#request);
+    if (invalid) throw invalid;
+    this.#stage = "handling";
+  }
+
+  /**
+   * Records the success of an audited read (a change was recorded by its handler); the
+   * answer waits for it. Undefined when there is nothing to wait for.
+   */
+  succeeded(): Promise<void> | undefined {
+    this.#stage = "auditing";
+    const audit = this.#audit;
+    if (audit !== undefined && !audit.recorded) {
+      if (changeActions.has(audit.action)) {
+        this.#logger().warn("a change was not audited by its handler; auditing it now");
+      }
+      return audit.record(AuditOutcome.SUCCESS, "").then(() => this.#streaming());
     }
-  };
-  return {
-    /**
-     * The access decision, then protovalidate: who calls and whether their role may
-     * call at all, whether they may act on the patient the request names, then the
-     * request's rules. A caller without access learns nothing from validation
-     * messages, and nothing refused here reaches the handler.
-     */
-    async admit(): Promise<void> {
-      const principal = await deps.access.authenticate(policy, context.requestHeader.get("authorization"));
-      context.values.set(principalKey, principal);
-      deps.access.permit(policy, principal);
-      context.values.set(actingForKey, await deps.access.scope(policy, principal, request));
-      stage = "validating";
-      const invalid = deps.validator.check(method.input, request);
-      if (invalid) throw invalid;
-      stage = "handling";
-    },
-    /** Records the success of an audited read (a change was recorded by its handler); the answer waits for it. */
-    async succeeded(): Promise<void> {
-      stage = "auditing";
-      if (audit !== undefined && !audit.recorded) {
-        if (changeActions.has(audit.action)) {
-          callLogger(deps, context, method).warn("a change was not audited by its handler; auditing it now");
-        }
-        await audit.record(AuditOutcome.SUCCESS, "");
-      }
-      stage = "streaming";
-      if (method.methodKind === "unary") logSuccess();
-    },
-    finished: logSuccess,
-    async failed(error: unknown): Promise<ConnectError> {
-      const log = callLogger(deps, context, method);
-      if (stage === "auditing") {
-        // Data must not leave without its audit entry: the caller may retry.
-        log.error({ err: error }, "audit entry could not be written");
-        error = statusError(
-          Code.Unavailable,
-          "AUDIT_UNAVAILABLE",
-          "The service cannot record this access now. Retry later.",
-        );
-      }
-      const clientError = toClientError(error, log);
-      const ms = finish(Code[clientError.code]);
-      if (clientError.code !== Code.Internal) {
-        log.info({ protocol: context.protocolName, code: Code[clientError.code], ms }, "rpc refused");
-      }
-      await recordFailure(deps, context, request, policy, stage, clientError, log);
-      return clientError;
-    },
-  };
+    this.#streaming();
+    return undefined;
+  }
+
+  #streaming(): void {
+    this.#stage = "streaming";
+    if (this.#method.methodKind === "unary") this.finished();
+  }
+
+  /** Counts and logs a success (a stream's once it ends). */
+  finished(): void {
+    const ms = this.#finish("ok");
+    const { logger } = this.#deps;
+    if (logger.isLevelEnabled("debug")) {
+      const rpc = methodPath(this.#method);
+      logger.debug({ requestId: this.#requestId, rpc, protocol: this.#context.protocolName, ms }, "rpc ok");
+    }
+  }
+
+  async failed(thrown: unknown): Promise<ConnectError> {
+    const log = this.#logger();
+    let error = thrown;
+    if (this.#stage === "auditing") {
+      // Data must not leave without its audit entry: the caller may retry.
+      log.error({ err: error }, "audit entry could not be written");
+      error = statusError(
+        Code.Unavailable,
+        "AUDIT_UNAVAILABLE",
+        "The service cannot record this access now. Retry later.",
+      );
+    }
+    const clientError = toClientError(error, log);
+    const ms = this.#finish(Code[clientError.code]);
+    if (clientError.code !== Code.Internal) {
+      log.info({ protocol: this.#context.protocolName, code: Code[clientError.code], ms }, "rpc refused");
+    }
+    await recordFailure(this.#deps, this.#context, this.#request, this.#policy, this.#stage, clientError, log);
+    return clientError;
+  }
+
+  /** Records the call's metrics; its duration in ms (one decimal) for the log. */
+  #finish(code: string): number {
+    const seconds = (performance.now() - this.#started) / 1000;
+    this.#deps.metrics.observe(this.#method.name, this.#context.protocolName, code, seconds);
+    return Math.round(seconds * 1e4) / 10;
+  }
+
+  #logger(): Logger {
+    return callLogger(this.#deps, this.#context, this.#method);
+  }
 }
 
 /** A denial is always audited; a failure only for audited methods. The audit never hides the original answer. */

@@ -11,10 +11,11 @@ import {
   protocolVersion,
 } from "@connectrpc/connect/protocol-connect";
 import type { ServerResponse } from "node:http";
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import type { RpcEntry, RpcTable } from "../rpc/rpc-table.ts";
-import type { CreateCallContext } from "./call-context.ts";
+import { type CreateCallContext, compatSource } from "./call-context.ts";
 import type { HttpRequest, HttpResponse } from "./http-types.ts";
+import { resetAfterAnswer } from "./reset-after-answer.ts";
 
 /** Options of the native Connect path. */
 export interface ConnectUnaryOptions {
@@ -90,9 +91,10 @@ function serve(
 ): void {
   const { entry, binary } = call;
   // A deadline, the client going away or shutdown answers at once; the handler's late result is dropped.
-  const { context, release } = options.createContext("connect", entry, req, res, call.timeoutMs, (why) =>
+  const native = options.createContext("connect", entry, compatSource(req, res), call.timeoutMs, (why) =>
     finish(undefined, why),
   );
+  const { context } = native;
   const h2Stream = req.httpVersionMajor === 2 ? (res as unknown as http2.Http2ServerResponse).stream : undefined;
   let answered = false;
   let ended = false;
@@ -121,7 +123,7 @@ function serve(
   const finish = (output: Message | undefined, thrown: unknown) => {
     if (answered) return;
     answered = true;
-    release();
+    native.release();
     let status = 200;
     let body: Uint8Array;
     const head: Head = { "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson };
@@ -256,15 +258,6 @@ function appendHeader(head: Head, key: string, value: string): void {
   if (existing === undefined || key === "content-type") head[key] = value;
   else if (Array.isArray(existing)) existing.push(value);
   else head[key] = [existing, value];
-}
-
-/** HTTP/2: resets the stream with NO_ERROR once the answer (and Node's trailers) are out, so the client stops sending. */
-function resetAfterAnswer(stream: http2.ServerHttp2Stream): void {
-  stream.once("wantTrailers", () => {
-    setImmediate(() => {
-      if (!stream.destroyed && stream.state.remoteClose === 0) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    });
-  });
 }
 
 /**

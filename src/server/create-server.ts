@@ -92,7 +92,6 @@ export function createServer(options: ServerOptions): PatientServer {
   let accepting = true;
   const dispatch = createDispatcher({
     metrics,
-    grpcUnary,
     connectUnary,
     rest: (req, res) => rest.handle(req, res),
     connect: connect as (req: HttpRequest, res: HttpResponse) => void,
@@ -100,7 +99,7 @@ export function createServer(options: ServerOptions): PatientServer {
     jwks: JSON.stringify(options.jwks),
     cors: createCors(options.corsAllowedOrigins ?? []),
   });
-  const listener = createOnePortListener(dispatch, options.tls);
+  const listener = createOnePortListener(dispatch, options.tls, grpcUnary);
 
   return {
     table,

@@ -1,4 +1,3 @@
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { RpcMetrics } from "../observability/metrics.ts";
 import { sendBody, type HttpRequest as AnyRequest, type HttpResponse as AnyResponse } from "./http-types.ts";
 import type { RequestHandler } from "./one-port-listener.ts";
@@ -6,8 +5,6 @@ import type { RequestHandler } from "./one-port-listener.ts";
 /** The handlers a request can end up in, in the order they are tried. */
 export interface DispatchTargets {
   readonly metrics: RpcMetrics;
-  /** Native unary gRPC over HTTP/2; false when the call is not one it serves. */
-  readonly grpcUnary: (req: Http2ServerRequest, res: Http2ServerResponse) => boolean;
   /** Native unary Connect (POST, JSON or binary, uncompressed); false when the call is not one it serves. */
   readonly connectUnary: (req: AnyRequest, res: AnyResponse) => boolean;
   /** REST transcoding; resolves false when no REST route matches. */
@@ -23,13 +20,13 @@ export interface DispatchTargets {
 }
 
 /**
- * Sends each request to the transport that owns it. RPC paths (`/package.Service/Method`)
+ * Sends each request to the transport that owns it (unary gRPC over HTTP/2 was taken
+ * as a raw stream before it became a request: grpc-unary.ts). RPC paths (`/package.Service/Method`)
  * never match a REST template, so they skip the REST route table.
  */
 export function createDispatcher(targets: DispatchTargets): RequestHandler {
   return (req, res) => {
     const url = req.url ?? "/";
-    if (req.httpVersionMajor === 2 && targets.grpcUnary(req as Http2ServerRequest, res as Http2ServerResponse)) return;
     if (targets.cors(req, res)) return;
     if (isRpcPath(url)) {
       if (targets.connectUnary(req, res)) return;

@@ -7,6 +7,9 @@ import type { HttpRequest, HttpResponse } from "./http-types.ts";
 /** Handles one HTTP request, whichever HTTP version carried it. */
 export type RequestHandler = (req: HttpRequest, res: HttpResponse) => void;
 
+/** Takes an HTTP/2 stream before Node's compatibility API sees it: true when it serves it itself. */
+export type StreamClaim = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+
 /** Certificate and key in PEM, to serve TLS (HTTP/2 by ALPN, HTTP/1.1 otherwise). */
 export interface TlsMaterial {
   readonly cert: Buffer;
@@ -29,13 +32,21 @@ const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
  * first bytes of each connection and hands it to the HTTP/2 server when they are the
  * HTTP/2 connection preface (prior knowledge, as gRPC clients send), else to the
  * HTTP/1.1 server.
+ *
+ * `claim`, when given, sees every HTTP/2 stream first (the native gRPC path serves its
+ * streams raw); the streams it leaves become `handler`'s requests as usual.
  */
-export function createOnePortListener(handler: RequestHandler, tls?: TlsMaterial): OnePortListener {
+export function createOnePortListener(
+  handler: RequestHandler,
+  tls?: TlsMaterial,
+  claim?: StreamClaim,
+): OnePortListener {
   const sessions = new Set<http2.ServerHttp2Session>();
   const h2Options: http2.ServerOptions = { settings: { maxConcurrentStreams: 1000 } };
   const h2 = tls
     ? http2.createSecureServer({ ...h2Options, allowHTTP1: true, cert: tls.cert, key: tls.key }, handler as never)
     : http2.createServer(h2Options, handler as never);
+  if (claim !== undefined) claimStreamsFirst(h2, claim);
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -76,6 +87,26 @@ export function createOnePortListener(handler: RequestHandler, tls?: TlsMaterial
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * Puts `claim` in front of the compatibility API. Node implements that API as the
+ * server's one "stream" listener (added with the "request" listener, documented as
+ * "the 'request' event is emitted for each stream"): this replaces it with a listener
+ * that offers each stream to `claim` and hands the rest to it unchanged. Should a
+ * Node version register it differently, the server refuses to start rather than
+ * answer every stream twice.
+ */
+function claimStreamsFirst(server: http2.Http2Server | http2.Http2SecureServer, claim: StreamClaim): void {
+  const listeners = server.listeners("stream");
+  const compat = listeners[0] as ((...args: unknown[]) => void) | undefined;
+  if (listeners.length !== 1 || compat === undefined) {
+    throw new Error(`node:http2 has ${listeners.length} "stream" listeners where its compatibility API had one`);
+  }
+  server.removeListener("stream", compat);
+  server.on("stream", function onStream(this: unknown, stream, headers, ...rest: unknown[]) {
+    if (stream.destroyed || !claim(stream, headers)) compat.call(this, stream, headers, ...rest);
+  });
 }
 
 /** Routes a cleartext connection by its first bytes. */

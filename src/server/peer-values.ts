@@ -7,5 +7,10 @@ import { clientAddressKey } from "../rpc/context-keys.ts";
  * is the proxy's address; X-Forwarded-For is not trusted, since any client can send it.
  */
 export function peerValues(req: { socket?: { remoteAddress?: string | undefined } | null }): ContextValues {
-  return createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "");
+  return addressValues(req.socket?.remoteAddress ?? "");
+}
+
+/** The same values, from an address the transport already read (the native paths). */
+export function addressValues(remoteAddress: string): ContextValues {
+  return createContextValues().set(clientAddressKey, remoteAddress);
 }
