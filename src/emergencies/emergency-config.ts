@@ -1,9 +1,57 @@
 import type { EnvReader } from "../config/env-readers.ts";
 
 /** Settings of the emergencies context (documented in .env.example and the README). */
-export type EmergencyConfig = Readonly<Record<string, never>>;
+export interface EmergencyConfig {
+  /**
+   * EMERGENCY_LANE_PREFIX: prepended to the JetStream stream and durable consumer names
+   * and to the lane's subjects, so several deployments (or test apps) share one NATS
+   * without seeing each other's emergencies. Empty in production.
+   */
+  readonly lanePrefix: string;
+  /** EMERGENCY_DB_POOL_MAX: the emergencies' own connection pool, apart from routine RPCs. */
+  readonly dbPoolMax: number;
+  /** EMERGENCY_MERGE_WINDOW_SECONDS: a repeat request within it is merged into the open emergency. */
+  readonly mergeWindowSeconds: number;
+  /** EMERGENCY_RELAY_INTERVAL_MS: how often the outbox is looked at without a wake-up. */
+  readonly relayIntervalMs: number;
+  /** EMERGENCY_RELAY_BATCH: outbox rows one relay round claims. */
+  readonly relayBatch: number;
+  /** EMERGENCY_RETRY_BASE_MS: first retry delay of a failed publish or event; doubles up to EMERGENCY_RETRY_MAX_MS. */
+  readonly retryBaseMs: number;
+  /** EMERGENCY_RETRY_MAX_MS: the longest pause between two retries. */
+  readonly retryMaxMs: number;
+  /** EMERGENCY_PUBLISH_TIMEOUT_MS: how long a JetStream publish waits for its PubAck. */
+  readonly publishTimeoutMs: number;
+  /** EMERGENCY_STREAM_REPLICAS: JetStream replicas of the stream (3 in production). */
+  readonly streamReplicas: number;
+  /** EMERGENCY_DUPLICATE_WINDOW_SECONDS: how long JetStream remembers a Nats-Msg-Id. */
+  readonly duplicateWindowSeconds: number;
+  /** EMERGENCY_WORKERS: status events applied at once (one per emergency at a time). */
+  readonly workers: number;
+  /** EMERGENCY_HEARTBEAT_INTERVAL_MS: heartbeat on an idle WatchEmergency stream, and the access re-check. */
+  readonly heartbeatIntervalMs: number;
+  /** EMERGENCY_CATCH_UP_INTERVAL_MS: a watch stream reads the database this often even without a poke. */
+  readonly catchUpIntervalMs: number;
+}
 
 /** Reads the emergencies settings; problems are recorded on `read`. */
-export function readEmergencyConfig(_read: EnvReader): EmergencyConfig {
-  return {};
+export function readEmergencyConfig(read: EnvReader): EmergencyConfig {
+  const prefix = read.raw("EMERGENCY_LANE_PREFIX") ?? "";
+  if (!/^[A-Za-z0-9_-]{0,32}$/.test(prefix))
+    read.problem("EMERGENCY_LANE_PREFIX", "must be 0 to 32 of A-Z a-z 0-9 _ -");
+  return {
+    lanePrefix: /^[A-Za-z0-9_-]{0,32}$/.test(prefix) ? prefix : "",
+    dbPoolMax: read.integer("EMERGENCY_DB_POOL_MAX", 4, 1, 100),
+    mergeWindowSeconds: read.integer("EMERGENCY_MERGE_WINDOW_SECONDS", 600, 0, 86_400),
+    relayIntervalMs: read.integer("EMERGENCY_RELAY_INTERVAL_MS", 1_000, 10, 60_000),
+    relayBatch: read.integer("EMERGENCY_RELAY_BATCH", 50, 1, 1_000),
+    retryBaseMs: read.integer("EMERGENCY_RETRY_BASE_MS", 250, 10, 60_000),
+    retryMaxMs: read.integer("EMERGENCY_RETRY_MAX_MS", 10_000, 10, 600_000),
+    publishTimeoutMs: read.integer("EMERGENCY_PUBLISH_TIMEOUT_MS", 2_000, 100, 60_000),
+    streamReplicas: read.integer("EMERGENCY_STREAM_REPLICAS", 1, 1, 5),
+    duplicateWindowSeconds: read.integer("EMERGENCY_DUPLICATE_WINDOW_SECONDS", 3_600, 60, 7 * 86_400),
+    workers: read.integer("EMERGENCY_WORKERS", 4, 1, 64),
+    heartbeatIntervalMs: read.integer("EMERGENCY_HEARTBEAT_INTERVAL_MS", 15_000, 100, 300_000),
+    catchUpIntervalMs: read.integer("EMERGENCY_CATCH_UP_INTERVAL_MS", 5_000, 100, 600_000),
+  };
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,7 @@ import { loadConfig } from "../../src/config/config.ts";
 import { type RunningApp, startApp } from "../../src/app/start-app.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import type { Clock } from "../../src/shared/clock.ts";
+import { deleteEmergencyStream } from "./emergency-lane-cleanup.ts";
 import { createTestDatabase, type TestDatabase } from "./test-database.ts";
 
 /** A running service on a fresh database of the real PostgreSQL, on a free port. */
@@ -46,6 +47,8 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
   // Keys are generated into a folder of this app's own; Redis keys get a prefix of their own.
   const ownDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "patient-test-app-")));
+  // Parallel test files share one NATS: each app's emergency stream, subjects and consumers get a prefix of their own.
+  const lanePrefix = `t${randomBytes(5).toString("hex")}`;
   const config = loadConfig({
     DATA_DIR: dataDir,
     REDIS_URL: process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379",
@@ -56,6 +59,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
     HOST: "127.0.0.1",
     LOG_LEVEL: "silent",
     SHUTDOWN_GRACE_MS: "2000",
+    EMERGENCY_LANE_PREFIX: lanePrefix,
     ...env,
   });
   const app = await startApp(config, createLogger(config.logLevel, options.logs as never), { clock: options.clock });
@@ -67,6 +71,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
     dataDir,
     close: async () => {
       await app.stop();
+      await deleteEmergencyStream(config.natsUrl, config.emergencies.lanePrefix);
       if (ownDatabase) await database.drop();
       if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
     },
