@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Consultation_State } from "../gen/telemed/patient/v1/consultation_pb.js";
@@ -308,7 +309,9 @@ async function notificationDelay(context: BenchContext, loaded: boolean): Promis
   const other = startChild(pinning, {
     script: "service-server.ts",
     core: pinning.serverCore,
-    env: consultationEnv(context),
+    // Same DATA_DIR (its keys verify the admin's token), but a journal of its own: an
+    // instance locks its emergency journal, as two instances of a deployment would.
+    env: { ...consultationEnv(context), EMERGENCY_JOURNAL_DIR: join(context.dataDir, "emergency-journal-replica-2") },
   });
   const children: BenchChild[] = [changer, other];
   try {

@@ -46,6 +46,7 @@ export async function startConsultations(
     config: settings,
     secretBox: security.auth.secretBox,
     logger: log,
+    audit: security.audit,
   };
   const booking = new Booking(deps);
   const summaries = new ConsultationSummaries(security.auth.secretBox);

@@ -10,6 +10,8 @@ import { modeToApi } from "./consultation-mapping.ts";
 import { type ConsultationDeps, holdRequestId, sealText } from "./consultation-deps.ts";
 import { requireFutureSlot } from "./consultation-rules.ts";
 import { transition } from "./consultation-states.ts";
+import { BookingConfirmations } from "./booking-confirmations.ts";
+import { BookingWriter } from "./booking-writer.ts";
 import { slotRefusal, unknownDoctor } from "./doctor-gateway.ts";
 
 /** A booking as the patient asked for it. */
@@ -32,9 +34,13 @@ export interface BookingRequest {
  */
 export class Booking {
   readonly #deps: ConsultationDeps;
+  readonly #writer: BookingWriter;
+  readonly #confirmations: BookingConfirmations;
 
   constructor(deps: ConsultationDeps) {
     this.#deps = deps;
+    this.#writer = new BookingWriter(deps.store.repository, deps.audit);
+    this.#confirmations = new BookingConfirmations(deps.store, deps.clock);
   }
 
   async book(request: BookingRequest, caller: Caller, audit: CallAudit | undefined): Promise<Consultation> {
@@ -67,12 +73,13 @@ export class Booking {
       "consultation.slot",
     );
     const id = uuidV7();
-    let inserted: boolean;
+    let inserted: Consultation | undefined;
     try {
       requireFutureSlot(clock.now().getTime(), held.startTime.getTime());
-      inserted = await store.repository.fork().transactional(async (em) => {
-        const now = clock.now();
-        const stored = await store.repository.insert(em, {
+      const now = clock.now();
+      // Committed with its audit entry, in a transaction shared with concurrent bookings.
+      inserted = await this.#writer.insert(
+        {
           id,
           patientId: request.patientId,
           doctorId: request.doctorId,
@@ -89,23 +96,20 @@ export class Booking {
           createRequestId: request.requestId,
           createFingerprint: fingerprint,
           now,
-        });
-        if (stored) await audit?.within(em, { resource: `patients/${request.patientId}/consultations/${id}` });
-        return stored;
-      });
+        },
+        audit,
+      );
     } catch (error) {
       await doctor.release(slot, held.holdId);
       throw error;
     }
-    if (!inserted) {
+    if (inserted === undefined) {
       // A concurrent retry of this very booking stored it first; the hold is theirs too: keep it.
       const winner = await store.repository.findByRequest(request.patientId, request.requestId);
       if (winner === undefined) throw new Error("a booking conflicted on its request id but cannot be read");
       return this.#replay(winner, fingerprint, caller);
     }
-    const booked = await store.repository.get(id);
-    if (booked === undefined) throw new Error("a committed booking cannot be read");
-    return this.confirm(booked, caller.guardianPatientId);
+    return this.confirm(inserted, caller.guardianPatientId);
   }
 
   /**
@@ -113,7 +117,7 @@ export class Booking {
    * a booking whose confirmation was interrupted). A refusal cancels it.
    */
   async confirm(booking: Consultation, guardianPatientId: string | undefined): Promise<Consultation> {
-    const { store, doctor } = this.#deps;
+    const { doctor } = this.#deps;
     if (booking.state !== "requested" || booking.holdId === undefined) return booking;
     const slot = slotNameOf(booking);
     let appointment: string;
@@ -125,14 +129,7 @@ export class Booking {
       if (error instanceof DomainError && error.kind === "failed-precondition") await this.#fail(booking);
       throw error;
     }
-    return store.change(booking.patientId, booking.id, undefined, async (current) => {
-      if (current.state === "scheduled" && current.appointment === appointment) return undefined;
-      return {
-        changes: { state: transition(current.state, "confirm"), appointment, holdId: null },
-        news: "booked",
-        guardianPatientId,
-      };
-    });
+    return this.#confirmations.schedule(booking, appointment, guardianPatientId);
   }
 
   /** The hold could not be confirmed: the booking ends, and a retry of it gets the same refusal. */

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { AuditSink } from "../audit/call-audit.ts";
 import type { SecretBox } from "../auth/auth-deps.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Clock } from "../shared/clock.ts";
@@ -17,6 +18,11 @@ export interface ConsultationDeps {
   /** Seals the reason, summaries and comments at rest (the service's secret key). */
   readonly secretBox: SecretBox;
   readonly logger: Logger;
+  /**
+   * The audit log, for entries written in a consultation's own transaction: bookings
+   * append theirs in groups (booking-writer.ts). Without it each entry goes through its CallAudit.
+   */
+  readonly audit?: AuditSink;
 }
 
 /**

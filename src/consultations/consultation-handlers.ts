@@ -82,7 +82,8 @@ export function consultationService(u: ConsultationUseCases): Partial<ServiceImp
         await caller(context),
         audit(context),
       );
-      return out(booked);
+      // Booked or replayed, the stored reason is this request's (booking.ts: the fingerprint).
+      return { consultation: u.reads.toProto(booked, consultation?.reason ?? "") };
     },
 
     async getConsultation(request) {

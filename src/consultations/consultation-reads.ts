@@ -26,11 +26,15 @@ export class ConsultationReads {
     this.#deps = deps;
   }
 
-  /** The API resource of a consultation, its reason opened. */
-  toProto(consultation: Consultation): ConsultationProto {
+  /**
+   * The API resource of a consultation, its reason opened; `reason` skips the opening
+   * when the caller knows the stored text (a booking: the request's reason is part of
+   * what makes a retry the same booking).
+   */
+  toProto(consultation: Consultation, reason?: string): ConsultationProto {
     const { config, secretBox } = this.#deps;
     return consultationToProto(consultation, {
-      reason: openText(secretBox, consultation.reasonSealed, consultation.id),
+      reason: reason ?? openText(secretBox, consultation.reasonSealed, consultation.id),
       changeCutoffMs: config.changeCutoffSeconds * 1000,
       joinOpensBeforeMs: config.joinOpensBeforeSeconds * 1000,
     });

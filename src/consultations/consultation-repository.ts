@@ -1,9 +1,11 @@
 import { type EntityManager, UniqueConstraintViolationException } from "@mikro-orm/postgresql";
+import DataLoader from "dataloader";
 import { DomainError } from "../shared/domain-errors.ts";
 import {
   type Consultation,
   type ConsultationRecord,
   consultationFromRecord,
+  consultationReturning,
   consultationSelect,
 } from "./consultation.ts";
 import type { ConsultationActorRole, ConsultationModeName } from "./consultation-entity.ts";
@@ -116,56 +118,70 @@ export class ConsultationRepository {
     return record === undefined ? undefined : consultationFromRecord(record);
   }
 
-  /** The booking a patient made with this request id, if any (AIP-155). */
+  /**
+   * The booking a patient made with this request id, if any (AIP-155). Every booking
+   * asks first, so the lookups of one event-loop turn share one query (DataLoader, no
+   * caching); each still sees what was committed when that query ran.
+   */
   async findByRequest(patientId: string, requestId: string): Promise<Consultation | undefined> {
-    const record = await this.#em().execute<ConsultationRecord>(
-      `${consultationSelect} where c."patient_id" = ? and c."create_request_id" = ?`,
-      [patientId, requestId],
-      "get",
-    );
+    // Both columns are uuids: the key takes their canonical (lower-case) text, as the rows come back.
+    const record = await this.#byRequest.load(`${patientId.toLowerCase()}|${requestId.toLowerCase()}`);
     return record === undefined ? undefined : consultationFromRecord(record);
   }
 
-  /**
-   * Inserts a booking in `em`'s transaction; false when the patient's request id is
-   * taken (a concurrent retry). A slot held by another live consultation is SLOT_UNAVAILABLE.
-   */
-  async insert(em: EntityManager, row: NewConsultation): Promise<boolean> {
-    const stamp = row.now.toISOString();
-    const columns = new Map<string, SqlValue>([
-      ["id", row.id],
-      ["patient_id", row.patientId],
-      ["doctor_id", row.doctorId],
-      ["slot_id", row.slotId],
-      ["mode", row.mode],
-      ["reason_sealed", row.reasonSealed ?? null],
-      ["state", "requested"],
-      ["start_time", row.startTime.toISOString()],
-      ["end_time", row.endTime.toISOString()],
-      ["doctor_display_name", row.doctorDisplayName],
-      ["price_amount_minor", row.price.amountMinor],
-      ["price_currency", row.price.currencyCode],
-      ["booked_by", row.bookedBy],
-      ["booked_by_role", row.bookedByRole],
-      ["hold_id", row.holdId],
-      ["reschedule_count", 0],
-      ["create_request_id", row.createRequestId],
-      ["create_fingerprint", row.createFingerprint],
-      ["booked_at", stamp],
-      ["version", 1],
-      ["created_at", stamp],
-      ["updated_at", stamp],
-    ]);
-    const names = [...columns.keys()].map((name) => `"${name}"`);
-    const result = await mapSlotConflict(() =>
-      em.execute<{ affectedRows: number }>(
-        `insert into "consultations" (${names.join(", ")}) values (${names.map(() => "?").join(", ")}) ` +
-          `on conflict on constraint "consultations_create_request_unique" do nothing`,
-        [...columns.values()],
-        "run",
-      ),
+  readonly #byRequest = new DataLoader<string, ConsultationRecord | undefined>((keys) => this.#findByRequests(keys), {
+    cache: false,
+    maxBatchSize: 32,
+    batchScheduleFn: (run) => setImmediate(run),
+  });
+
+  async #findByRequests(keys: readonly string[]): Promise<(ConsultationRecord | undefined)[]> {
+    const pairs = keys.map((key) => key.split("|") as [string, string]);
+    const records = await this.#em().execute<ConsultationRecord[]>(
+      `${consultationSelect} where (c."patient_id", c."create_request_id") in (${pairs.map(() => "(?, ?)").join(", ")})`,
+      pairs.flat(),
+      "all",
     );
-    return result.affectedRows === 1;
+    const byKey = new Map(records.map((record) => [`${record.patient_id}|${record.create_request_id}`, record]));
+    return keys.map((key) => byKey.get(key));
+  }
+
+  /**
+   * Inserts bookings in `em`'s transaction, in one statement, and returns those stored
+   * by id. A row left out lost to a unique index: its patient's request id (a concurrent
+   * retry of that booking) or its slot (another live consultation); `requestIdsTaken`
+   * tells which.
+   */
+  async insertMany(em: EntityManager, rows: readonly NewConsultation[]): Promise<Map<string, Consultation>> {
+    const stored = new Map<string, Consultation>();
+    if (rows.length === 0) return stored;
+    const params: SqlValue[] = [];
+    for (const row of rows) params.push(...insertValues(row));
+    const tuple = `(${insertColumns.map(() => "?").join(", ")})`;
+    // A new booking has no summary yet: its summary_record_id is null.
+    const records = await em.execute<ConsultationRecord[]>(
+      `insert into "consultations" (${insertColumns.map((name) => `"${name}"`).join(", ")}) values ` +
+        `${rows.map(() => tuple).join(", ")} on conflict do nothing returning *, null::uuid as "summary_record_id"`,
+      params,
+      "all",
+    );
+    for (const record of records) stored.set(record.id, consultationFromRecord(record));
+    return stored;
+  }
+
+  /** Of these bookings, the ids of those whose patient already has a booking with their request id. */
+  async requestIdsTaken(em: EntityManager, rows: readonly NewConsultation[]): Promise<Set<string>> {
+    if (rows.length === 0) return new Set();
+    const found = await em.execute<{ patient_id: string; create_request_id: string }[]>(
+      `select "patient_id", "create_request_id" from "consultations" where ("patient_id", "create_request_id") in ` +
+        `(${rows.map(() => "(?, ?)").join(", ")})`,
+      rows.flatMap((row) => [row.patientId, row.createRequestId]),
+      "all",
+    );
+    const taken = new Set(found.map((row) => `${row.patient_id}|${row.create_request_id}`));
+    // uuids come back in canonical (lower-case) text.
+    const keyOf = (row: NewConsultation) => `${row.patientId.toLowerCase()}|${row.createRequestId.toLowerCase()}`;
+    return new Set(rows.filter((row) => taken.has(keyOf(row))).map((row) => row.id));
   }
 
   /**
@@ -203,15 +219,39 @@ export class ConsultationRepository {
     const assignments = [...columns.keys()].map((name) => `"${name}" = ?`);
     if (changes.rescheduled !== undefined) assignments.push(`"reschedule_count" = "reschedule_count" + 1`);
     assignments.push(`"version" = "version" + 1`, `"updated_at" = ?`);
-    const result = await mapSlotConflict(() =>
-      em.execute<{ affectedRows: number }>(
-        `update "consultations" set ${assignments.join(", ")} where "id" = ? and "version" = ?`,
+    const record: ConsultationRecord | undefined = await mapSlotConflict(() =>
+      em.execute<ConsultationRecord>(
+        `update "consultations" c set ${assignments.join(", ")} where c."id" = ? and c."version" = ? ` +
+          `returning ${consultationReturning}`,
         [...columns.values(), now.toISOString(), id, version],
-        "run",
+        "get",
       ),
     );
-    if (result.affectedRows !== 1) return undefined;
-    return this.get(id, em);
+    return record === undefined ? undefined : consultationFromRecord(record);
+  }
+
+  /**
+   * Moves bookings to `state` with their appointment (their hold is spent), each only at
+   * the version given, in `em`'s transaction, in one statement; the rows updated, by id.
+   */
+  async confirmMany(
+    em: EntityManager,
+    state: ConsultationState,
+    items: readonly { id: string; version: number; appointment: string }[],
+    now: Date,
+  ): Promise<Map<string, Consultation>> {
+    const updated = new Map<string, Consultation>();
+    if (items.length === 0) return updated;
+    const records = await em.execute<ConsultationRecord[]>(
+      `update "consultations" c set "state" = ?, "appointment" = v."appointment", "hold_id" = null, ` +
+        `"version" = c."version" + 1, "updated_at" = ? ` +
+        `from (values ${items.map(() => "(?::uuid, ?::integer, ?::text)").join(", ")}) as v("id", "version", "appointment") ` +
+        `where c."id" = v."id" and c."version" = v."version" returning ${consultationReturning}`,
+      [state, now.toISOString(), ...items.flatMap((item) => [item.id, item.version, item.appointment])],
+      "all",
+    );
+    for (const record of records) updated.set(record.id, consultationFromRecord(record));
+    return updated;
   }
 
   /** A page of consultations, soonest start first (ties by id). */
@@ -272,6 +312,60 @@ export class ConsultationRepository {
     );
     return records.map(consultationFromRecord);
   }
+}
+
+/** The columns a booking's INSERT writes, in the order of `insertValues`. */
+const insertColumns = [
+  "id",
+  "patient_id",
+  "doctor_id",
+  "slot_id",
+  "mode",
+  "reason_sealed",
+  "state",
+  "start_time",
+  "end_time",
+  "doctor_display_name",
+  "price_amount_minor",
+  "price_currency",
+  "booked_by",
+  "booked_by_role",
+  "hold_id",
+  "reschedule_count",
+  "create_request_id",
+  "create_fingerprint",
+  "booked_at",
+  "version",
+  "created_at",
+  "updated_at",
+] as const;
+
+function insertValues(row: NewConsultation): SqlValue[] {
+  const stamp = row.now.toISOString();
+  return [
+    row.id,
+    row.patientId,
+    row.doctorId,
+    row.slotId,
+    row.mode,
+    row.reasonSealed ?? null,
+    "requested",
+    row.startTime.toISOString(),
+    row.endTime.toISOString(),
+    row.doctorDisplayName,
+    row.price.amountMinor,
+    row.price.currencyCode,
+    row.bookedBy,
+    row.bookedByRole,
+    row.holdId,
+    0,
+    row.createRequestId,
+    row.createFingerprint,
+    stamp,
+    1,
+    stamp,
+    stamp,
+  ];
 }
 
 async function mapSlotConflict<T>(write: () => Promise<T>): Promise<T> {

@@ -74,19 +74,36 @@ export class ConsultationStore {
       const decision = await decide(current, em);
       // Nothing to change (a repeated confirmation): no version, no notification, no audit entry.
       if (decision === undefined) return current;
-      let next = await this.#deps.repository.update(em, id, current.version, decision.changes, this.#deps.clock.now());
-      if (next === undefined) throw new Error("a locked consultation changed under its lock");
-      if (decision.alsoWithin !== undefined) {
-        await decision.alsoWithin(em, next);
-        next = (await this.#deps.repository.get(id, em)) ?? next;
-      }
-      announce = await this.notifyWithin(em, next, decision.news, decision.guardianPatientId);
-      await this.invalidateWithin(id, next.version);
-      await audit?.within(em);
-      return next;
+      const applied = await this.#apply(em, current, decision, audit);
+      if (applied === undefined) throw new Error("a locked consultation changed under its lock");
+      announce = applied.announce;
+      return applied.next;
     });
     await this.afterCommit(updated, announce);
     return updated;
+  }
+
+  /** Writes a decision about `current` in `em`'s transaction; undefined when the row is at another version. */
+  async #apply(
+    em: EntityManager,
+    current: Consultation,
+    decision: Decision,
+    audit: CallAudit | undefined,
+  ): Promise<{ next: Consultation; announce: (() => void) | undefined } | undefined> {
+    const { repository, clock } = this.#deps;
+    let next = await repository.update(em, current.id, current.version, decision.changes, clock.now());
+    if (next === undefined) return undefined;
+    // The marker must be in the cache before the commit; it does not have to wait for the other writes.
+    const marked = this.invalidateWithin(current.id, next.version);
+    marked.catch(() => undefined); // awaited below; this only keeps an early failure from being unhandled
+    if (decision.alsoWithin !== undefined) {
+      await decision.alsoWithin(em, next);
+      next = (await repository.get(current.id, em)) ?? next;
+    }
+    const announce = await this.notifyWithin(em, next, decision.news, decision.guardianPatientId);
+    await audit?.within(em);
+    await marked;
+    return { next, announce };
   }
 
   /** Records the notification of a change inside its transaction; what to call after the commit. */
@@ -98,6 +115,18 @@ export class ConsultationStore {
   ): Promise<(() => void) | undefined> {
     if (news === undefined) return undefined;
     return this.#deps.notifier.recordWithin(em, consultationDrafts(consultation, news, guardianPatientId));
+  }
+
+  /** `notifyWithin` for several changes at once (one call of the notifier); what to call after the commit. */
+  async notifyManyWithin(
+    em: EntityManager,
+    changes: readonly { consultation: Consultation; news: ConsultationNews; guardianPatientId: string | undefined }[],
+  ): Promise<(() => void) | undefined> {
+    if (changes.length === 0) return undefined;
+    return this.#deps.notifier.recordWithin(
+      em,
+      changes.flatMap((change) => consultationDrafts(change.consultation, change.news, change.guardianPatientId)),
+    );
   }
 
   /** Records a reminder inside the transaction that records it as sent. */
@@ -124,6 +153,11 @@ export class ConsultationStore {
     await this.#deps.cache
       .populate(consultation.id, consultation.version, consultationToJson(consultation))
       .catch((error: unknown) => this.#warn(error, "status cache refresh after a commit failed"));
+    this.announce(announce);
+  }
+
+  /** After a commit: tells the live streams (what `notifyWithin` handed back); never throws. */
+  announce(announce: (() => void) | undefined): void {
     try {
       announce?.();
     } catch (error) {

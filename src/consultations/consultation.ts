@@ -94,10 +94,11 @@ export interface ConsultationRecord {
   readonly updated_at: string | Date;
 }
 
+/** The columns of a consultation aliased `c`, with its summary's record id (for `select` and `returning`). */
+export const consultationReturning = `c.*, (select s."id" from "consultation_summaries" s where s."consultation_id" = c."id") as "summary_record_id"`;
+
 /** The columns of a consultation with its summary's record id. */
-export const consultationSelect =
-  `select c.*, (select s."id" from "consultation_summaries" s where s."consultation_id" = c."id") as "summary_record_id" ` +
-  `from "consultations" c`;
+export const consultationSelect = `select ${consultationReturning} from "consultations" c`;
 
 /** A row to the domain type. */
 export function consultationFromRecord(record: ConsultationRecord): Consultation {

@@ -12,6 +12,14 @@ export interface HeldSlot {
   readonly endTime: Date;
 }
 
+/** Tuning of the gateway. */
+export interface DoctorGatewayOptions {
+  /** How long a directory entry (GetDoctor) is reused; 10 s by default, 0 to ask every time. */
+  readonly doctorCacheMs?: number;
+  /** The time for that cache. */
+  readonly now?: () => number;
+}
+
 /** A refusal of the Doctor Service: its status code and ErrorInfo reason. */
 interface Refusal {
   readonly code: Code;
@@ -26,9 +34,11 @@ interface Refusal {
  */
 export class DoctorGateway {
   readonly #client: Client<typeof DoctorService>;
+  readonly #doctors: DoctorCache;
 
-  constructor(client: Client<typeof DoctorService>) {
+  constructor(client: Client<typeof DoctorService>, options: DoctorGatewayOptions = {}) {
     this.#client = client;
+    this.#doctors = new DoctorCache(options.doctorCacheMs ?? 10_000, options.now ?? Date.now);
   }
 
   get client(): Client<typeof DoctorService> {
@@ -49,14 +59,20 @@ export class DoctorGateway {
     }
   }
 
-  /** The doctor, or undefined when the directory has none by that id. */
-  async doctor(doctorId: string): Promise<Doctor | undefined> {
-    try {
-      return (await this.#client.getDoctor({ name: `doctors/${doctorId}` })).doctor;
-    } catch (error) {
-      if (refusalOf(error).code === Code.NotFound) return undefined;
-      throw unavailableOr(error);
-    }
+  /**
+   * The doctor, or undefined when the directory has none by that id. Answers are kept
+   * for a few seconds (DoctorCache): a booking needs the name, prices and whether the
+   * doctor takes bookings, and the Doctor Service re-checks availability on the hold.
+   */
+  doctor(doctorId: string): Promise<Doctor | undefined> {
+    return this.#doctors.get(doctorId, async () => {
+      try {
+        return (await this.#client.getDoctor({ name: `doctors/${doctorId}` })).doctor;
+      } catch (error) {
+        if (refusalOf(error).code === Code.NotFound) return undefined;
+        throw unavailableOr(error);
+      }
+    });
   }
 
   /** Holds a free slot; a slot that is taken, or a doctor who is away, is FAILED_PRECONDITION. */
@@ -217,4 +233,48 @@ function unavailableOr(error: unknown): unknown {
     "The doctors' calendar cannot be reached right now. Please try again shortly.",
     { retryAfterSeconds: 5 },
   );
+}
+
+const maxCachedDoctors = 10_000;
+
+/**
+ * Directory entries by doctor id for `ttlMs`. Concurrent misses of one doctor share one
+ * GetDoctor call; only found doctors are kept (an unknown id is asked again, and a
+ * failed call is never cached). A stale entry is at worst `ttlMs` old: a doctor who
+ * just stopped taking bookings is still refused by HoldSlot, which the Doctor Service
+ * decides from its current state.
+ */
+class DoctorCache {
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, { doctor: Doctor; expiresMs: number }>();
+  readonly #loading = new Map<string, Promise<Doctor | undefined>>();
+
+  constructor(ttlMs: number, now: () => number) {
+    this.#ttlMs = ttlMs;
+    this.#now = now;
+  }
+
+  get(id: string, load: () => Promise<Doctor | undefined>): Promise<Doctor | undefined> {
+    if (this.#ttlMs <= 0) return load();
+    const entry = this.#entries.get(id);
+    if (entry !== undefined && entry.expiresMs > this.#now()) return Promise.resolve(entry.doctor);
+    let loading = this.#loading.get(id);
+    if (loading === undefined) {
+      const started = this.#now();
+      loading = load()
+        .then((doctor) => {
+          if (doctor !== undefined) {
+            if (this.#entries.size >= maxCachedDoctors) this.#entries.clear();
+            this.#entries.set(id, { doctor, expiresMs: started + this.#ttlMs });
+          } else {
+            this.#entries.delete(id);
+          }
+          return doctor;
+        })
+        .finally(() => this.#loading.delete(id));
+      this.#loading.set(id, loading);
+    }
+    return loading;
+  }
 }

@@ -123,7 +123,8 @@ export class DeliveryDispatcher {
   async #round(): Promise<void> {
     for (;;) {
       const claimed = await this.#claim();
-      await Promise.all(claimed.map((row) => this.#deliverOne(row)));
+      const outcomes = await Promise.all(claimed.map((row) => this.#outcomeOf(row)));
+      await this.#record(claimed, outcomes);
       if (claimed.length < this.#settings.batch || this.#stopped) return;
     }
   }
@@ -144,25 +145,36 @@ export class DeliveryDispatcher {
     );
   }
 
-  async #deliverOne(row: ClaimedRow): Promise<void> {
-    let outcome: Outcome;
+  async #outcomeOf(row: ClaimedRow): Promise<Outcome> {
     try {
-      outcome = await this.#attempt(row);
+      return await this.#attempt(row);
     } catch (error) {
-      outcome = this.#afterError(row, error);
+      return this.#afterError(row, error);
     }
-    await this.#em().execute(
-      `update "notification_deliveries" set "state" = ?, "due_at" = ?, "provider_delivery" = coalesce(?, "provider_delivery"), ` +
-        `"last_error" = ?, "updated_at" = ? where "notification_id" = ? and "channel" = ?`,
-      [
+  }
+
+  /** The round's outcomes in one statement (each row keeps its lease until then). */
+  async #record(rows: readonly ClaimedRow[], outcomes: readonly Outcome[]): Promise<void> {
+    if (rows.length === 0) return;
+    const params: (string | null)[] = [this.#clock.now().toISOString()];
+    rows.forEach((row, i) => {
+      const outcome = outcomes[i] as Outcome;
+      params.push(
+        row.notification_id,
+        row.channel,
         outcome.state,
         outcome.dueAt?.toISOString() ?? null,
         outcome.providerDelivery ?? null,
         outcome.lastError ?? null,
-        this.#clock.now().toISOString(),
-        row.notification_id,
-        row.channel,
-      ],
+      );
+    });
+    await this.#em().execute(
+      `update "notification_deliveries" d set "state" = v."state", "due_at" = v."due_at"::timestamptz, ` +
+        `"provider_delivery" = coalesce(v."provider_delivery", d."provider_delivery"), "last_error" = v."last_error", ` +
+        `"updated_at" = ?::timestamptz from (values ${rows.map(() => "(?::uuid, ?, ?, ?, ?, ?)").join(", ")}) ` +
+        `as v("notification_id", "channel", "state", "due_at", "provider_delivery", "last_error") ` +
+        `where d."notification_id" = v."notification_id" and d."channel" = v."channel"`,
+      params,
       "run",
     );
   }

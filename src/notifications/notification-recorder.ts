@@ -50,8 +50,14 @@ export class NotificationRecorder implements Notifier {
     const preferencesOf = await preferences.getMany(recipients, em);
     const heads: StoreHead[] = [];
     const plans: { notificationId: string; recipientId: string; plan: ReturnType<typeof planDeliveries> }[] = [];
+    // Every recipient's head and notifications in two statements (a producer may record for many).
+    const insertedBy = await store.insertManyWithin(
+      em,
+      new Map(recipients.map((recipientId) => [recipientId, byRecipient.get(recipientId) ?? []])),
+      now,
+    );
     for (const recipientId of recipients) {
-      const inserted = await store.insertWithin(em, recipientId, byRecipient.get(recipientId) ?? [], now);
+      const inserted = insertedBy.get(recipientId) ?? [];
       if (inserted.length === 0) continue;
       heads.push({ recipientId, sequence: Math.max(...inserted.map((row) => row.sequence)) });
       const recipientPreferences = preferencesOf.get(recipientId);

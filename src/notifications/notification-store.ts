@@ -86,18 +86,43 @@ export class NotificationStore {
     items: readonly NewNotification[],
     now: Date,
   ): Promise<InsertedNotification[]> {
-    if (items.length === 0) return [];
-    const head = await em.execute<{ last_sequence: string | number }>(
-      `insert into "notification_heads" ("recipient_id", "last_sequence", "updated_at") values (?, ?, ?) ` +
+    return (await this.insertManyWithin(em, new Map([[recipientId, items]]), now)).get(recipientId) ?? [];
+  }
+
+  /**
+   * `insertWithin` for several recipients in two statements, whatever their number: one
+   * moves every head row (locked in the map's order; callers pass recipients sorted, so
+   * two producers cannot deadlock), one inserts every notification.
+   */
+  async insertManyWithin(
+    em: EntityManager,
+    byRecipient: ReadonlyMap<string, readonly NewNotification[]>,
+    now: Date,
+  ): Promise<Map<string, InsertedNotification[]>> {
+    const recipients = [...byRecipient].filter(([, items]) => items.length > 0);
+    const result = new Map<string, InsertedNotification[]>();
+    if (recipients.length === 0) return result;
+    const stamp = now.toISOString();
+    const heads = await em.execute<{ recipient_id: string; last_sequence: string | number }[]>(
+      `insert into "notification_heads" ("recipient_id", "last_sequence", "updated_at") values ` +
+        `${recipients.map(() => "(?, ?, ?)").join(", ")} ` +
         `on conflict ("recipient_id") do update set "last_sequence" = "notification_heads"."last_sequence" + ` +
-        `excluded."last_sequence", "updated_at" = excluded."updated_at" returning "last_sequence"`,
-      [recipientId, items.length, now.toISOString()],
-      "get",
+        `excluded."last_sequence", "updated_at" = excluded."updated_at" returning "recipient_id", "last_sequence"`,
+      recipients.flatMap(([recipientId, items]) => [recipientId, items.length, stamp]),
+      "all",
     );
-    const first = Number(head.last_sequence) - items.length + 1;
-    const rows = items.map((item, index) => ({ id: uuidV7(now.getTime()), sequence: first + index, input: item }));
+    const lastOf = new Map(heads.map((head) => [head.recipient_id, Number(head.last_sequence)]));
+    const rows: (InsertedNotification & { recipientId: string })[] = [];
+    for (const [recipientId, items] of recipients) {
+      const last = lastOf.get(recipientId);
+      if (last === undefined) throw new Error("a notification head row was not returned");
+      const first = last - items.length + 1;
+      items.forEach((input, index) => {
+        rows.push({ id: uuidV7(now.getTime()), sequence: first + index, input, recipientId });
+      });
+    }
     const params: (string | number | null)[] = [];
-    for (const { id, sequence, input } of rows) {
+    for (const { id, sequence, input, recipientId } of rows) {
       params.push(
         id,
         recipientId,
@@ -110,7 +135,7 @@ export class NotificationStore {
         input.subjectResource ?? null,
         input.dedupeKey ?? null,
         input.expireTime?.toISOString() ?? null,
-        now.toISOString(),
+        stamp,
       );
     }
     const stored = await em.execute<{ id: string }[]>(
@@ -122,7 +147,13 @@ export class NotificationStore {
       "all",
     );
     const kept = new Set(stored.map((row) => row.id));
-    return rows.filter((row) => kept.has(row.id));
+    for (const { id, sequence, input, recipientId } of rows) {
+      if (!kept.has(id)) continue;
+      const list = result.get(recipientId) ?? [];
+      list.push({ id, sequence, input });
+      result.set(recipientId, list);
+    }
+    return result;
   }
 
   /** Inserts the channel rows of stored notifications, as planned, inside `em`'s transaction. */

@@ -41,7 +41,7 @@ export class RequestValidator {
  * RE2. Compiled patterns are kept, up to a bound, as protovalidate does (CEL rules
  * may build patterns from input).
  */
-function patternMatcher(): (pattern: string, against: string) => boolean {
+export function patternMatcher(): (pattern: string, against: string) => boolean {
   const matchers = new Map<string, RegExp | RE2JS>();
   return (pattern, against) => {
     let matcher = matchers.get(pattern);

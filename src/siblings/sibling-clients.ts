@@ -4,6 +4,7 @@ import { DoctorService } from "../../gen/telemed/doctor/v1/doctor_service_pb.js"
 import { NotificationDeliveryService } from "../../gen/telemed/notification/v1/notification_service_pb.js";
 import { ParamedicService } from "../../gen/telemed/paramedic/v1/paramedic_service_pb.js";
 import { XrayService } from "../../gen/telemed/xray/v1/xray_service_pb.js";
+import { grpcUnary } from "./grpc-unary-transport.ts";
 
 /** Base URLs of the four sibling services, for example `http://127.0.0.1:9090`. */
 export interface SiblingEndpoints {
@@ -37,7 +38,8 @@ export interface SiblingClientOptions {
 
 /**
  * Creates gRPC clients (Connect-ES over HTTP/2) for the sibling services. Siblings at
- * the same URL share one HTTP/2 connection, as the embedded simulators do. Every call
+ * the same URL share one HTTP/2 connection, as the embedded simulators do. Unary calls
+ * go straight onto that connection (grpc-unary-transport.ts), streams through connect-node. Every call
  * has a deadline, so a hung sibling cannot hold a patient's request forever: a short
  * one for unary calls, a long one for streams; a call can pass its own `timeoutMs`.
  */
@@ -49,17 +51,28 @@ export function createSiblingClients(endpoints: SiblingEndpoints, options: Sibli
     if (transport === undefined) {
       const sessionManager = new Http2SessionManager(baseUrl, { pingIntervalMs: 30_000, connectTimeoutMs: 5_000 });
       sessions.set(baseUrl, sessionManager);
-      transport = withDefaultTimeouts(
+      const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
+      const unaryTimeoutMs = options.unaryTimeoutMs ?? 5_000;
+      const connect = withDefaultTimeouts(
         createGrpcTransport({
           // gRPC is HTTP/2 only: createGrpcTransport has no httpVersion option; h2c for http:// URLs.
           baseUrl,
           sessionManager,
-          readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
+          readMaxBytes,
           interceptors: options.interceptors ?? [],
         }),
-        options.unaryTimeoutMs ?? 5_000,
+        unaryTimeoutMs,
         options.streamTimeoutMs ?? 300_000,
       );
+      // Unary calls (every booking makes several) take the lean path on the same connection;
+      // interceptors need connect's pipeline, so with any, connect serves everything.
+      transport =
+        (options.interceptors ?? []).length > 0
+          ? connect
+          : {
+              unary: grpcUnary({ sessionManager, defaultTimeoutMs: unaryTimeoutMs, readMaxBytes }),
+              stream: connect.stream,
+            };
       transports.set(baseUrl, transport);
     }
     return transport;

@@ -54,6 +54,8 @@ export class DoctorAppointments {
   readonly #opensBeforeMs: number;
   readonly #closesAfterMs: number;
   readonly #byName = new Map<string, Appointment>();
+  /** The live (not cancelled) appointment of each booking reference: `book` checks it without a scan. */
+  readonly #liveByReference = new Map<string, Appointment>();
   /** Signs meeting tokens; per instance, so two simulators never accept each other's. */
   readonly #secret: string;
 
@@ -68,10 +70,8 @@ export class DoctorAppointments {
 
   /** Books a held slot; ALREADY_EXISTS when the booking reference has another live appointment. */
   book(request: NewAppointment): Appointment {
-    const taken = [...this.#byName.values()].find(
-      (a) => a.bookingReference === request.bookingReference && a.state !== Appointment_State.CANCELLED,
-    );
-    if (taken) {
+    const taken = this.#liveByReference.get(request.bookingReference);
+    if (taken !== undefined && taken.state !== Appointment_State.CANCELLED) {
       throw new SimulatorError(
         grpc.status.ALREADY_EXISTS,
         "BOOKING_REFERENCE_IN_USE",
@@ -94,6 +94,7 @@ export class DoctorAppointments {
       updateTime: now,
     });
     this.#byName.set(appointment.name, appointment);
+    this.#liveByReference.set(appointment.bookingReference, appointment);
     return clone(AppointmentSchema, appointment);
   }
 
@@ -110,6 +111,9 @@ export class DoctorAppointments {
   /** BOOKED -> CANCELLED; the slot becomes FREE. */
   cancel(name: string): Appointment {
     const appointment = this.#transition(name, [Appointment_State.BOOKED], Appointment_State.CANCELLED);
+    if (this.#liveByReference.get(appointment.bookingReference)?.name === appointment.name) {
+      this.#liveByReference.delete(appointment.bookingReference);
+    }
     this.#freeSlot(appointment.slot, appointment.name);
     return appointment;
   }

@@ -40,10 +40,33 @@ export class DoctorCalendar {
     return [...byStart.values()].sort((a, b) => a.startMs - b.startMs);
   }
 
-  /** The grid slot with this id, or undefined when the id names no slot of this doctor. */
+  /**
+   * The grid slot with this id, or undefined when the id names no slot of this doctor.
+   * Every hold resolves a slot, so the usual case is checked directly (the start's
+   * local time is on the grid of some working hours and maps back to the same instant:
+   * three time-zone conversions); anything else, such as a start that only a DST gap
+   * puts on the grid, takes the full day's grid, which gives the same answer.
+   */
   slot(profile: DoctorProfile, id: string): GridSlot | undefined {
     const startMs = parseSlotId(id);
     if (startMs === undefined) return undefined;
+    const step = profile.slotMinutes;
+    const local = this.#zones.local(startMs, profile.timeZone);
+    const onGrid = profile.workingHours.some((hours) => {
+      const from = minutesOf(hours.from);
+      return (
+        hours.weekdays.includes(local.weekday) &&
+        local.minutes >= from &&
+        local.minutes + step <= minutesOf(hours.to) &&
+        (local.minutes - from) % step === 0
+      );
+    });
+    if (
+      onGrid &&
+      this.#zones.toInstant(local.year, local.month, local.day, local.minutes, profile.timeZone) === startMs
+    ) {
+      return { id: slotIdOf(startMs), startMs, endMs: startMs + step * 60_000 };
+    }
     return this.slots(profile, startMs, startMs + 1)[0];
   }
 }

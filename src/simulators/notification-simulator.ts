@@ -45,7 +45,10 @@ export class NotificationSimulator {
   readonly #random: SeededRandom;
   readonly #deliveries = new Map<string, Delivery>();
   readonly #byKey = new Map<string, Delivery>();
-  readonly #sent: SentMessage[] = [];
+  /** Sent messages by normalised address, oldest first. */
+  readonly #sentTo = new Map<string, SentMessage[]>();
+  /** Deliveries still QUEUED, in acceptance order: what `#sendDue` looks at (not every delivery ever made). */
+  readonly #queued = new Set<Delivery>();
   readonly #failing = new Map<string, string>();
   readonly #waiters = new Set<Waiter>();
   #sequence = 0;
@@ -79,6 +82,7 @@ export class NotificationSimulator {
     });
     this.#deliveries.set(delivery.name, delivery);
     this.#byKey.set(idempotencyKey, delivery);
+    this.#queued.add(delivery);
     this.#sendDue();
     return clone(DeliverySchema, delivery);
   }
@@ -101,7 +105,7 @@ export class NotificationSimulator {
   messagesTo(address: string): SentMessage[] {
     this.#sendDue();
     const wanted = normalise(address);
-    return this.#sent.filter((m) => m.address === wanted);
+    return [...(this.#sentTo.get(wanted) ?? [])];
   }
 
   /** The last message sent to an address, for example the email carrying a verification code. */
@@ -143,9 +147,9 @@ export class NotificationSimulator {
   /** Sends every QUEUED delivery whose send_after_time has come. */
   #sendDue(): void {
     const now = this.#now();
-    for (const delivery of this.#deliveries.values()) {
-      if (delivery.state !== Delivery_State.QUEUED) continue;
+    for (const delivery of this.#queued) {
       if (delivery.sendAfterTime && timestampMs(delivery.sendAfterTime) > now) continue;
+      this.#queued.delete(delivery);
       this.#send(delivery, now);
     }
   }
@@ -175,12 +179,13 @@ export class NotificationSimulator {
       priority: delivery.priority,
       sentAt: new Date(now),
     };
-    this.#sent.push(message);
-    const count = this.#sent.filter((m) => m.address === address).length;
+    const sent = this.#sentTo.get(address) ?? [];
+    sent.push(message);
+    this.#sentTo.set(address, sent);
     for (const waiter of this.#waiters) {
-      if (waiter.address === address && count > waiter.after) {
+      if (waiter.address === address && sent.length > waiter.after) {
         this.#waiters.delete(waiter);
-        waiter.resolve(this.#sent.filter((m) => m.address === address)[waiter.after] as SentMessage);
+        waiter.resolve(sent[waiter.after] as SentMessage);
       }
     }
   }

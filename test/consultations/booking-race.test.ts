@@ -3,7 +3,7 @@ import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Appointment_State } from "../../gen/telemed/doctor/v1/doctor_pb.js";
-import { ConsultationMode } from "../../gen/telemed/patient/v1/consultation_pb.js";
+import { Consultation_State, ConsultationMode } from "../../gen/telemed/patient/v1/consultation_pb.js";
 import { signUpPatient, type TestSession } from "../support/auth-fixtures.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 import { consultations, freeSlots, refusal, ShiftedClock } from "./consultation-fixtures.ts";
@@ -79,5 +79,46 @@ describe("a slot is booked at most once, whatever the concurrency", () => {
     });
     const cancelled = { ...copy, id: randomUUID(), create_request_id: randomUUID(), state: "cancelled" };
     await query(insert, Object.values(cancelled));
+  });
+
+  it("bookings of many slots at once (committed together) each get their own SCHEDULED consultation and one audit entry; a retry racing its first call gets the same consultation", async () => {
+    const slots = await freeSlots(consultations(t, patients[0]!), "doctors/sofia-martinez", clock);
+    const bookers = patients.slice(0, 16);
+    const requests = bookers.map((p, i) => ({
+      parent: p.patient,
+      consultation: {
+        doctor: "doctors/sofia-martinez",
+        slot: slots[i]!.name,
+        mode: ConsultationMode.VIDEO,
+        reason: `Reason ${i}`,
+      },
+      requestId: randomUUID(),
+    }));
+    const answers = await Promise.all([
+      ...requests.map((request, i) => consultations(t, bookers[i]!).createConsultation(request)),
+      consultations(t, bookers[0]!).createConsultation(requests[0]!),
+    ]);
+    const names = answers.map((answer) => answer.consultation?.name ?? "");
+    expect(names.at(-1)).toBe(names[0]);
+    const booked = names.slice(0, -1);
+    expect(new Set(booked).size).toBe(16);
+    for (const [i, name] of booked.entries()) {
+      const { consultation } = await consultations(t, bookers[i]!).getConsultation({ name });
+      expect(consultation).toMatchObject({
+        state: Consultation_State.SCHEDULED,
+        slot: slots[i]!.name,
+        reason: `Reason ${i}`,
+      });
+    }
+    const appointments = t.app.siblings
+      .simulators!.doctor.appointments.list()
+      .filter((a) => booked.includes(a.bookingReference) && a.state !== Appointment_State.CANCELLED);
+    expect(appointments).toHaveLength(16);
+    // One entry per booking from its CreateConsultation (the reads above have entries of their own).
+    const audited = await query<{ resource: string }>(
+      `select "resource" from audit_log where "resource" = any($1) and "rpc" like '%/CreateConsultation'`,
+      [booked],
+    );
+    expect(audited.map((row) => row.resource).sort()).toEqual([...booked].sort());
   });
 });
