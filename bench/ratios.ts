@@ -1,13 +1,23 @@
 import type { TargetId } from "./settings.ts";
 
-/** A ratio of two targets' throughput, with its goal if it has one. */
+/**
+ * How two targets are compared. `rps` (the default): numerator rps / denominator rps,
+ * met when at least the goal. `p99`: numerator p99 / denominator p99, met when at most
+ * the goal. `p99-margin`: numerator p99 minus denominator p99 in ms, met when at most
+ * the goal.
+ */
+export type RatioMeasure = "rps" | "p99" | "p99-margin";
+
+/** A ratio of two targets' throughput (or a latency comparison), with its goal if it has one. */
 export interface RatioSpec {
   readonly key: string;
   readonly label: string;
   readonly numerator: TargetId;
   readonly denominator: TargetId;
-  /** Issue 2's goal; undefined for ratios shown for reference only. */
+  /** The issue's goal; undefined for ratios shown for reference only. */
   readonly goal: number | undefined;
+  /** What is compared; `rps` when absent. */
+  readonly measure?: RatioMeasure;
 }
 
 /** The goals of issue 2 ("Performance"), then reference points from its text. */
@@ -39,6 +49,22 @@ export const ratioSpecs: readonly RatioSpec[] = [
     numerator: "book-consultation",
     denominator: "pg-insert-consultation",
     goal: 0.5,
+  },
+  {
+    key: "emergencyIdleVsJetStream",
+    label: "emergency ack-to-paramedic p99, idle - raw JetStream publish-to-consume p99 (issue 5)",
+    numerator: "emergency-ack-to-paramedic",
+    denominator: "jetstream-publish-consume",
+    goal: 10,
+    measure: "p99-margin",
+  },
+  {
+    key: "emergencyFloodVsIdle",
+    label: "emergency ack-to-paramedic p99, under the routine flood / idle (issue 5)",
+    numerator: "emergency-ack-to-paramedic-loaded",
+    denominator: "emergency-ack-to-paramedic",
+    goal: 2,
+    measure: "p99",
   },
   {
     key: "getPatientGrpcManyVsGrpcJsEchoDriver",

@@ -1,6 +1,7 @@
 import type { BenchTarget, TargetOutcome } from "./bench-context.ts";
+import type { LoadResult } from "./load-result.ts";
 import { markdownTable } from "./markdown-table.ts";
-import { ratioSpecs } from "./ratios.ts";
+import { type RatioMeasure, ratioSpecs } from "./ratios.ts";
 import type { TargetId } from "./settings.ts";
 
 /** A target with its outcome, or the error that stopped it. */
@@ -19,6 +20,8 @@ export interface RatioReport {
   readonly met: boolean | undefined;
   /** Either side ran while other work used the machine: the value is unreliable. */
   readonly disturbed: boolean;
+  /** What was compared (ratios.ts). */
+  readonly measure: RatioMeasure;
 }
 
 /** A result counts only when every request succeeded. */
@@ -34,14 +37,28 @@ export function computeRatios(reports: readonly TargetReport[], disturbedCores: 
     .map((spec) => {
       const top = byId.get(spec.numerator);
       const bottom = byId.get(spec.denominator);
+      const measure = spec.measure ?? "rps";
       const value =
         isValid(top) && isValid(bottom)
-          ? (top?.outcome?.load.rps as number) / (bottom?.outcome?.load.rps as number)
+          ? compare(measure, top?.outcome?.load as LoadResult, bottom?.outcome?.load as LoadResult)
           : undefined;
-      const met = spec.goal === undefined || value === undefined ? undefined : value >= spec.goal;
+      // Throughput must reach its goal; latency must stay within it.
+      const met =
+        spec.goal === undefined || value === undefined
+          ? undefined
+          : measure === "rps"
+            ? value >= spec.goal
+            : value <= spec.goal;
       const disturbed = [top, bottom].some((side) => (side?.outcome?.otherLoadCores ?? 0) >= disturbedCores);
-      return { key: spec.key, label: spec.label, value, goal: spec.goal, met, disturbed };
+      return { key: spec.key, label: spec.label, value, goal: spec.goal, met, disturbed, measure };
     });
+}
+
+/** The compared value of two loads. */
+function compare(measure: RatioMeasure, top: LoadResult, bottom: LoadResult): number {
+  if (measure === "p99") return top.p99Ms / bottom.p99Ms;
+  if (measure === "p99-margin") return top.p99Ms - bottom.p99Ms;
+  return top.rps / bottom.rps;
 }
 
 const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : "-");
@@ -80,12 +97,22 @@ export function renderTables(reports: readonly TargetReport[], ratios: readonly 
     ),
   );
   const ratioTable = markdownTable(
-    ["ratio (rps)", "value", "goal", "met"],
+    ["ratio (rps; latency where marked)", "value", "goal", "met"],
     ["left", "right", "right", "left"],
     ratios.map((ratio) => [
       ratio.label,
-      ratio.value === undefined ? "n/a" : `${fixed(ratio.value, 2)}x`,
-      ratio.goal === undefined ? "(reference)" : `>= ${ratio.goal}x`,
+      ratio.value === undefined
+        ? "n/a"
+        : ratio.measure === "p99-margin"
+          ? `${ratio.value >= 0 ? "+" : ""}${fixed(ratio.value, 1)} ms`
+          : `${fixed(ratio.value, 2)}x`,
+      ratio.goal === undefined
+        ? "(reference)"
+        : ratio.measure === "rps"
+          ? `>= ${ratio.goal}x`
+          : ratio.measure === "p99"
+            ? `<= ${ratio.goal}x`
+            : `<= +${ratio.goal} ms`,
       `${ratio.met === undefined ? (ratio.goal === undefined ? "" : "no result") : ratio.met ? "met" : "NOT met"}${ratio.disturbed ? " (other work ran meanwhile: unreliable)" : ""}`,
     ]),
   );

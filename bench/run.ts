@@ -9,6 +9,7 @@ import { createBenchDatabase } from "./bench-database.ts";
 import { type CpuPinning, detectCpuPinning } from "./cpu-pinning.ts";
 import { benchNatsUrl, consultationTargets } from "./consultation-targets.ts";
 import { echoTargets } from "./echo-targets.ts";
+import { emergencyTargets } from "./emergency-targets.ts";
 import { startInterferenceMonitor } from "./interference-monitor.ts";
 import { pgTargets } from "./pg-targets.ts";
 import { waitForQuietMachine } from "./process-cpu.ts";
@@ -33,7 +34,13 @@ async function main(): Promise<number> {
     throw new Error("h2load is not installed (Debian: apt-get install -y nghttp2-client)");
   }
   const pinning = detectCpuPinning();
-  const all: readonly BenchTarget[] = [...echoTargets, ...serviceTargets, ...pgTargets, ...consultationTargets];
+  const all: readonly BenchTarget[] = [
+    ...echoTargets,
+    ...serviceTargets,
+    ...pgTargets,
+    ...consultationTargets,
+    ...emergencyTargets,
+  ];
   const selected = targetIds
     .filter((id) => settings.only.includes(id))
     .map((id) => all.find((target) => target.id === id) as BenchTarget);
@@ -114,6 +121,7 @@ function methodLines(settings: BenchSettings, pinning: CpuPinning): string[] {
     "service targets call as an admin (created once per run, MFA-enrolled through AuthService) with `authorization: Bearer <access token>`: every call is authenticated and access-checked, and every successful GetPatient waits for its group-committed audit entry",
     "each server in its own child process, started and stopped in turn; p50/p99 from every request's latency",
     `consultation targets: service children with NATS_URL=${benchNatsUrl} (real NATS); each booking takes its own slot of the Doctor Service simulator (embedded in the service child, a gRPC server) and its own request id; notification-delay runs two replicas on the server core, changes on one, and times each change to its notification on a WatchNotifications stream held by the other (the NATS fan-out path)`,
+    `emergency targets: one service child per target with NATS_URL=${benchNatsUrl} and a lane prefix of its own (stream deleted afterwards); a probe child on the load core reads the dispatch subjects with a durable pull consumer and times each CreateEmergency answer to its dispatch message (raw JetStream: each publish call to its receipt); the flood target runs GetPatient and CreatePatient drivers beside it. Latency goals compare p99s; their "rps" is emergencies per second, not a throughput`,
     "CPU µs/call: CPU time of the process under test (server, or raw pg driver) per call, from /proc; PG CPU µs/call: of the PostgreSQL backends of the bench database; DB stmts/call: its transactions per call (pg_stat_database, ~10%)",
     `other load: CPU cores used meanwhile by processes that are neither the bench's nor PostgreSQL's (median of 1 s samples); each target waits for a quiet machine first, and from ${disturbedCores} cores a run is flagged`,
     ...(settings.serverNodeArgs.length > 0 ? [`server Node flags: ${settings.serverNodeArgs.join(" ")}`] : []),

@@ -19,6 +19,10 @@ export const targetIds = [
   "pg-insert-consultation",
   "notification-delay",
   "notification-delay-loaded",
+  // Issue 5's precedence: the floor, then the emergency idle and under a routine flood.
+  "jetstream-publish-consume",
+  "emergency-ack-to-paramedic",
+  "emergency-ack-to-paramedic-loaded",
 ] as const;
 export type TargetId = (typeof targetIds)[number];
 

@@ -10,7 +10,7 @@ import { type RunningSiblings, startSiblings } from "../siblings/start-siblings.
 import { type Clock, systemClock } from "../shared/clock.ts";
 import type { AppContext } from "./app-context.ts";
 import { startConsultations } from "./consultations-part.ts";
-import { startEmergencies } from "./emergencies-part.ts";
+import { routineUnderPrecedence, startEmergencies } from "./emergencies-part.ts";
 import { startNotifications } from "./notifications-part.ts";
 import type { Notifier } from "../notifications/notifier.ts";
 import { serviceRegistrations } from "./registrations.ts";
@@ -46,7 +46,10 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
   const closers: Closer[] = [];
   try {
     const databaseUrl = config.databaseUrl ?? (await embeddedDatabase(config, logger, closers));
-    const orm = await createOrm({ url: databaseUrl, poolMax: config.dbPoolMax }, logger);
+    const orm = await createOrm(
+      { url: databaseUrl, poolMax: config.dbPoolMax, connectTimeoutMs: config.dbConnectTimeoutMs },
+      logger,
+    );
     closers.push(() => orm.close());
     const applied = await migrateUp(orm);
     if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
@@ -67,11 +70,15 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     closers.push(() => emergencies.close());
 
     const server = createServer({
-      registrations: serviceRegistrations({ patients, clock, security, orm, config }, [
-        ...consultations.registrations,
-        ...notifications.registrations,
-        ...emergencies.registrations,
-      ]),
+      // Routine calls wait while emergency work runs (functional safety 3, precedence-gate.ts).
+      registrations: routineUnderPrecedence(
+        serviceRegistrations({ patients, clock, security, orm, config }, [
+          ...consultations.registrations,
+          ...notifications.registrations,
+          ...emergencies.registrations,
+        ]),
+        emergencies.precedence,
+      ),
       access: security.access,
       audit: security.audit,
       jwks: security.jwks,

@@ -8,7 +8,8 @@ import { invalidToken } from "./token-verifier.ts";
 
 /** Turns a bearer token into a principal (TokenVerifier); throws UNAUTHENTICATED. */
 export interface Authenticator {
-  authenticate(token: string): Principal | Promise<Principal>;
+  /** `tolerateOutage`: when the session store (PostgreSQL) is unreachable, trust the signed token. */
+  authenticate(token: string, tolerateOutage?: boolean): Principal | Promise<Principal>;
 }
 
 /** The grants a guardian holds for a dependent right now (FamilyAccess); empty when none. */
@@ -57,7 +58,7 @@ export class AccessControl {
       this.#lastAuthorization = authorization;
       this.#lastToken = parsed;
     }
-    return this.#authenticator.authenticate(token);
+    return this.#authenticator.authenticate(token, policy.outageTolerant === true);
   }
 
   /** Whether this kind of caller may call the method at all (role, MFA); separate so a refusal still knows who asked. */

@@ -40,7 +40,22 @@ export interface ResolvedPolicy {
   readonly proxyGrant: FamilyGrant | undefined;
   /** What the audit log records for a call; undefined: not audited (denials always are). */
   readonly audit: AuditAction | undefined;
+  /**
+   * Admitted while PostgreSQL is down (functional safety 1): the session check falls back
+   * to what is cached, else to the token's signature and expiry alone. Only methods in
+   * `outageTolerantMethods`.
+   */
+  readonly outageTolerant?: boolean;
 }
+
+/**
+ * Methods that must work without PostgreSQL: raising an emergency (its local journal,
+ * src/emergencies/journal/). A revoked session whose revocation this instance has not
+ * seen may still raise one during an outage; an ambulance too many is the safe side.
+ */
+export const outageTolerantMethods: ReadonlySet<string> = new Set([
+  "/telemed.patient.v1.EmergencyService/CreateEmergency",
+]);
 
 /** Services the server adds to every port, open to anyone: they carry no patient data. */
 const builtInAnonymousServices: ReadonlySet<string> = new Set([
@@ -155,6 +170,7 @@ function resolve(method: DescMethod, option: AccessPolicy): { policy: ResolvedPo
     readPatientId: readerOf(localNames),
     proxyGrant,
     audit,
+    outageTolerant: outageTolerantMethods.has(methodPath(method)),
   });
   return { policy, problems };
 }

@@ -1,5 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import DataLoader from "dataloader";
+import { isDatabaseUnavailable } from "../db/database-errors.ts";
 
 /** What decides whether a session's access tokens are still good. */
 interface SessionState {
@@ -54,16 +55,31 @@ export class SessionStates {
    * True when a token of `sessionId`, issued at `issuedAtSeconds` for `accountId`, may
    * still be used. Synchronous when the state is cached.
    */
-  isLive(sessionId: string, accountId: string, issuedAtSeconds: number): boolean | Promise<boolean> {
+  isLive(
+    sessionId: string,
+    accountId: string,
+    issuedAtSeconds: number,
+    tolerateOutage = false,
+  ): boolean | Promise<boolean> {
     const cached = this.#sessions.get(sessionId);
     if (cached !== undefined && this.#now() - cached.loadedAt < cacheTtlMs) {
       const account = this.#accounts.get(cached.state.accountId);
       if (account !== undefined) return this.#decide(cached.state, account, accountId, issuedAtSeconds);
     }
-    return this.#loader.load(sessionId).then((row) => {
+    const loaded = this.#loader.load(sessionId).then((row) => {
       if (row === undefined) return false;
       const state = this.#remember(row);
       return this.#decide(state, this.#accounts.get(row.account_id) as AccountState, accountId, issuedAtSeconds);
+    });
+    if (!tolerateOutage) return loaded;
+    // PostgreSQL down: the last state seen, however old; a session never seen is trusted on its signed token.
+    return loaded.catch((error: unknown) => {
+      if (!isDatabaseUnavailable(error)) throw error;
+      const known = this.#sessions.get(sessionId);
+      const account = known === undefined ? undefined : this.#accounts.get(known.state.accountId);
+      return known === undefined || account === undefined
+        ? true
+        : this.#decide(known.state, account, accountId, issuedAtSeconds);
     });
   }
 

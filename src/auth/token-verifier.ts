@@ -35,7 +35,9 @@ export function invalidToken(): DomainError {
  * other token is never an access token), expiry and not-before, then the session's
  * liveness. A verified signature is cached until the token expires (verifying
  * EdDSA costs far more than the rest of a GetPatient); the session check is not
- * cached here, so revocation still applies on the next call.
+ * cached here, so revocation still applies on the next call. A call that must work
+ * while PostgreSQL is down (`tolerateOutage`, CreateEmergency) gets the last known
+ * session state, or the token's own signature and expiry when none is known.
  */
 export class TokenVerifier {
   readonly #keys: ReadonlyMap<string, KeyObject>;
@@ -57,16 +59,16 @@ export class TokenVerifier {
   }
 
   /** The caller of a token, or UNAUTHENTICATED. Synchronous when the token and its session are cached. */
-  authenticate(token: string): Principal | Promise<Principal> {
+  authenticate(token: string, tolerateOutage = false): Principal | Promise<Principal> {
     const cached = this.#cache.get(token);
-    if (cached !== undefined && cached.expiresAtMs > this.#now()) return this.#checkLive(cached);
-    return this.#verify(token).then((verified) => this.#checkLive(verified));
+    if (cached !== undefined && cached.expiresAtMs > this.#now()) return this.#checkLive(cached, tolerateOutage);
+    return this.#verify(token).then((verified) => this.#checkLive(verified, tolerateOutage));
   }
 
-  #checkLive(verified: Verified): Principal | Promise<Principal> {
+  #checkLive(verified: Verified, tolerateOutage: boolean): Principal | Promise<Principal> {
     const { principal, accountId, issuedAt } = verified;
     if (principal.sessionId === undefined || accountId === undefined) return principal;
-    const live = this.#sessions.isLive(principal.sessionId, accountId, issuedAt);
+    const live = this.#sessions.isLive(principal.sessionId, accountId, issuedAt, tolerateOutage);
     if (live === true) return principal;
     if (live === false) throw invalidToken();
     return live.then((ok) => {

@@ -48,6 +48,8 @@ export interface Config {
   readonly dataDir: string;
   /** DB_POOL_MAX: most connections the pool opens. */
   readonly dbPoolMax: number;
+  /** DB_CONNECT_TIMEOUT_MS: a connect to PostgreSQL that takes longer fails (UNAVAILABLE) instead of hanging. */
+  readonly dbConnectTimeoutMs: number;
   /** NATS_URL; undefined selects the in-process stand-in. */
   readonly natsUrl: string | undefined;
   /** REDIS_URL; undefined selects the in-process stand-in. */
@@ -152,6 +154,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     databaseUrl,
     dataDir,
     dbPoolMax: read.integer("DB_POOL_MAX", 10, 1, 1000),
+    dbConnectTimeoutMs: read.integer("DB_CONNECT_TIMEOUT_MS", 3_000, 100, 60_000),
     natsUrl: read.url("NATS_URL", ["nats", "tls", "ws", "wss"]),
     redisUrl: read.url("REDIS_URL", ["redis", "rediss"]),
     redisKeyPrefix: readKeyPrefix(read),

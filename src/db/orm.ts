@@ -14,7 +14,15 @@ export interface OrmSettings {
   readonly url: string;
   /** DB_POOL_MAX. */
   readonly poolMax: number;
+  /**
+   * DB_CONNECT_TIMEOUT_MS: how long opening a connection may take before the call
+   * fails (UNAVAILABLE) instead of hanging on an unreachable server; default 3000.
+   */
+  readonly connectTimeoutMs?: number;
 }
+
+/** A connect attempt to a server that does not answer fails after this long by default. */
+export const defaultConnectTimeoutMs = 3_000;
 
 /**
  * Absolute, so migrations are found whatever the working directory. The `.ts` files
@@ -36,6 +44,13 @@ export async function createOrm(settings: OrmSettings, logger?: Logger): Promise
     entities: [...entities],
     extensions: [Migrator],
     pool: { min: 0, max: settings.poolMax, idleTimeoutMillis: 30_000 },
+    // Fail fast when PostgreSQL is unreachable (an answer of UNAVAILABLE, and
+    // CreateEmergency's journal takes over), and notice a dead peer on an idle socket.
+    driverOptions: {
+      connectionTimeoutMillis: settings.connectTimeoutMs ?? defaultConnectTimeoutMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    },
     // The database is created by whoever provisions it (embedded-postgres.ts, the
     // test helper, or the operator), never implicitly by a service with DDL rights.
     ensureDatabase: false,

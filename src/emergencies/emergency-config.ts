@@ -32,11 +32,28 @@ export interface EmergencyConfig {
   readonly heartbeatIntervalMs: number;
   /** EMERGENCY_CATCH_UP_INTERVAL_MS: a watch stream reads the database this often even without a poke. */
   readonly catchUpIntervalMs: number;
+  /**
+   * EMERGENCY_PRECEDENCE_ROUTINE_CALLS: while emergency work runs in this process, routine
+   * calls start only while fewer than this many of them run (precedence-gate.ts); 0: never held.
+   */
+  readonly precedenceRoutineCalls: number;
+  /** EMERGENCY_PRECEDENCE_GRACE_MS: how long routine calls stay held after the last emergency work ended. */
+  readonly precedenceGraceMs: number;
+  /**
+   * EMERGENCY_JOURNAL_DIR: the local journal CreateEmergency falls back to while
+   * PostgreSQL is down (functional safety 1); undefined: DATA_DIR/emergency-journal.
+   * `off` disables the fallback (CreateEmergency then answers UNAVAILABLE like the rest).
+   */
+  readonly journalDir: string | undefined;
+  readonly journalEnabled: boolean;
+  /** EMERGENCY_JOURNAL_REPLAY_INTERVAL_MS: how often journalled emergencies are published and replayed. */
+  readonly journalReplayIntervalMs: number;
 }
 
 /** Reads the emergencies settings; problems are recorded on `read`. */
 export function readEmergencyConfig(read: EnvReader): EmergencyConfig {
   const prefix = read.raw("EMERGENCY_LANE_PREFIX") ?? "";
+  const journalDir = read.raw("EMERGENCY_JOURNAL_DIR");
   if (!/^[A-Za-z0-9_-]{0,32}$/.test(prefix))
     read.problem("EMERGENCY_LANE_PREFIX", "must be 0 to 32 of A-Z a-z 0-9 _ -");
   return {
@@ -53,5 +70,10 @@ export function readEmergencyConfig(read: EnvReader): EmergencyConfig {
     workers: read.integer("EMERGENCY_WORKERS", 4, 1, 64),
     heartbeatIntervalMs: read.integer("EMERGENCY_HEARTBEAT_INTERVAL_MS", 15_000, 100, 300_000),
     catchUpIntervalMs: read.integer("EMERGENCY_CATCH_UP_INTERVAL_MS", 5_000, 100, 600_000),
+    precedenceRoutineCalls: read.integer("EMERGENCY_PRECEDENCE_ROUTINE_CALLS", 8, 0, 10_000),
+    precedenceGraceMs: read.integer("EMERGENCY_PRECEDENCE_GRACE_MS", 50, 0, 10_000),
+    journalDir: journalDir === "off" ? undefined : journalDir,
+    journalEnabled: journalDir !== "off",
+    journalReplayIntervalMs: read.integer("EMERGENCY_JOURNAL_REPLAY_INTERVAL_MS", 1_000, 50, 60_000),
   };
 }

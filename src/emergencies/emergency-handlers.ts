@@ -2,6 +2,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { EmergencyService } from "../../gen/telemed/patient/v1/emergency_service_pb.js";
+import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import { EmergencySchema } from "../../gen/telemed/patient/v1/emergency_pb.js";
 import { callAuditKey } from "../audit/call-audit.ts";
 import type { AccessControl } from "../auth/access-control.ts";
@@ -13,7 +14,7 @@ import type { Clock } from "../shared/clock.ts";
 import { DomainError, invalidArgument, notFound } from "../shared/domain-errors.ts";
 import { isUuid } from "../shared/uuid-v7.ts";
 import type { EmergencyState } from "./emergency.ts";
-import type { Actor, EmergencyIntake } from "./emergency-intake.ts";
+import type { Actor, EmergencyIntake, JournalAudit } from "./emergency-intake.ts";
 import {
   emergencyToProto,
   kindFromProto,
@@ -63,13 +64,22 @@ export function emergencyService(deps: EmergencyServiceDeps): Partial<ServiceImp
           requestedBy: actorOf(context),
         },
         auditWithin(context),
+        journalAudit(context),
       );
       return { emergency: emergencyToProto(view), merged };
     },
 
     async getEmergency(request, context) {
       const { patientId, emergencyId } = await scopedEmergency(deps, context, request.name);
-      const view = await deps.intake.read(emergencyId);
+      // One still in the journal (accepted while the database was down) answers from there.
+      const view = await deps.intake.read(emergencyId).then(
+        (read) => read ?? deps.intake.pendingView(emergencyId),
+        (error: unknown) => {
+          const pending = deps.intake.pendingView(emergencyId);
+          if (pending === undefined) throw error;
+          return pending;
+        },
+      );
       if (view === undefined || view.emergency.patientId !== patientId) throw notFound("Emergency");
       return { emergency: emergencyToProto(view) };
     },
@@ -164,6 +174,21 @@ function actorOf(context: HandlerContext): Actor {
   if (principal === undefined) throw new DomainError("unauthenticated", "UNAUTHENTICATED", "Log in first.");
   const proxy = context.values.get(actingForKey)?.proxy ?? false;
   return { name: principal.name, role: proxy ? "guardian" : principal.role };
+}
+
+/**
+ * The call's audit entry for the journal path: its draft goes into the journal and is
+ * written at replay, and the pipeline is told not to write it now (it could not).
+ */
+function journalAudit(context: HandlerContext): JournalAudit | undefined {
+  const audit = context.values.get(callAuditKey);
+  if (audit === undefined) return undefined;
+  return {
+    draft: (resource) => audit.draft(AuditOutcome.SUCCESS, "", { resource }),
+    journalled: () => {
+      audit.recorded = true;
+    },
+  };
 }
 
 /** The call's audit entry, written inside the change's transaction. */

@@ -1,4 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import type { AuditEntryDraft } from "../audit/audit-entry.ts";
+import { isDatabaseUnavailable } from "../db/database-errors.ts";
 import type { Clock } from "../shared/clock.ts";
 import { DomainError, etagMismatch, notFound } from "../shared/domain-errors.ts";
 import { uuidV7 } from "../shared/uuid-v7.ts";
@@ -9,8 +11,10 @@ import {
   emergencyName,
   etagOf,
   type StoredLocation,
+  type TimelineEntry,
 } from "./emergency-record.ts";
 import { emergencySql } from "./emergency-store.ts";
+import type { EmergencyFailSafe } from "./journal/emergency-fail-safe.ts";
 import { cancelledMessage, msgIds, requestedMessage } from "./lane-messages.ts";
 
 /** Who acts: a principal's resource name and role (lower-case ActorRole name). */
@@ -34,6 +38,14 @@ export interface NewEmergency {
 /** Records the change's audit entry on `resource` inside its transaction (CallAudit.within). */
 export type AuditWithin = (em: EntityManager, resource: string) => Promise<void>;
 
+/** The call's audit entry for the journal path: written at replay instead of inside a transaction. */
+export interface JournalAudit {
+  /** The entry as the call would record it on `resource`. */
+  draft(resource: string): AuditEntryDraft;
+  /** Tells the call pipeline the entry is taken care of (it is durable in the journal). */
+  journalled(): void;
+}
+
 /** What the intake needs. */
 export interface IntakeDeps {
   /** A fork of the emergencies' own ORM (its own connection pool). */
@@ -42,6 +54,8 @@ export interface IntakeDeps {
   readonly mergeWindowSeconds: number;
   /** After a commit: wake watchers of the emergency and the outbox relay. */
   readonly committed: (emergencyId: string) => void;
+  /** The journal for CreateEmergency while PostgreSQL is down (functional safety 1); none: no fallback. */
+  readonly failSafe?: EmergencyFailSafe;
 }
 
 /**
@@ -60,72 +74,81 @@ export class EmergencyIntake {
    * Creates the emergency, or returns the one this request already made or was merged
    * into. Creates of one patient are serialised (an advisory lock), so three presses
    * on a bad network, in any order or all at once, make one emergency.
+   *
+   * With the fail-safe (functional safety 1): when PostgreSQL is unreachable the
+   * emergency goes into the local journal under the id made here, before the first
+   * attempt, so an attempt whose commit got through anyway and its journal entry are
+   * one emergency. A retry of a journalled request is replayed first, then answered as
+   * usual; while the database stays down it gets the journalled emergency again.
    */
-  async create(input: NewEmergency, audit: AuditWithin): Promise<{ view: EmergencyView; merged: boolean }> {
+  async create(
+    input: NewEmergency,
+    audit: AuditWithin,
+    journalAudit?: JournalAudit,
+  ): Promise<{ view: EmergencyView; merged: boolean }> {
+    const now = this.#deps.clock.now();
+    const id = uuidV7(now.getTime());
+    const failSafe = journalAudit === undefined ? undefined : this.#deps.failSafe;
+    if (failSafe !== undefined && journalAudit !== undefined) {
+      const pending = failSafe.pendingRequest(input.patientId, input.requestId);
+      if (pending !== undefined) {
+        const replayed = failSafe.databaseDown
+          ? false
+          : await failSafe.replay(pending.emergency.id).catch((error: unknown) => {
+              if (!isDatabaseUnavailable(error)) throw error;
+              return false;
+            });
+        const view = replayed ? undefined : failSafe.pendingView(pending.emergency.id);
+        if (view !== undefined) {
+          journalAudit.journalled();
+          return { view, merged: false };
+        }
+      }
+      if (failSafe.databaseDown) return this.#journal(failSafe, input, id, now, journalAudit);
+    }
+    try {
+      const created = await this.#createInDatabase(input, audit, id, now);
+      failSafe?.databaseAnswered();
+      failSafe?.rememberAnswer(input.patientId, input.requestId, created);
+      return created;
+    } catch (error) {
+      if (failSafe === undefined || journalAudit === undefined || !isDatabaseUnavailable(error)) throw error;
+      failSafe.databaseFailed();
+      return this.#journal(failSafe, input, id, now, journalAudit);
+    }
+  }
+
+  async #createInDatabase(
+    input: NewEmergency,
+    audit: AuditWithin,
+    id: string,
+    now: Date,
+  ): Promise<{ view: EmergencyView; merged: boolean }> {
+    const record = newRecord(input, id, now);
     const result = await this.#deps.em().transactional(async (em) => {
       await emergencySql.lockPatient(em, input.patientId);
-      const now = this.#deps.clock.now();
       const seen = await emergencySql.findRequest(em, input.patientId, input.requestId);
       if (seen !== undefined) {
         await audit(em, emergencyName(input.patientId, seen.emergencyId));
         return { id: seen.emergencyId, merged: seen.merged, changed: false };
       }
-      const priority = priorityOf(input.severity);
       const open = await emergencySql.findOpenForUpdate(em, input.patientId);
-      if (open !== undefined && mergesInto(open, priority, now, this.#deps.mergeWindowSeconds)) {
+      if (open !== undefined && mergesInto(open, record.priority, now, this.#deps.mergeWindowSeconds)) {
         await emergencySql.update(em, open.id, { mergedRequestCount: open.mergedRequestCount + 1, updatedAt: now });
         await emergencySql.insertRequest(em, input.patientId, input.requestId, open.id, true, now);
         await audit(em, emergencyName(input.patientId, open.id));
         return { id: open.id, merged: true, changed: true };
       }
-      const record: EmergencyRecord = {
-        id: uuidV7(now.getTime()),
-        patientId: input.patientId,
-        kind: input.kind,
-        severity: input.severity,
-        priority,
-        description: input.description,
-        location: input.location,
-        callbackPhone: input.callbackPhone,
-        state: "dispatch_pending",
-        lastSourceSequence: 0,
-        timelineLength: 1,
-        assignment: null,
-        requestedBy: input.requestedBy.name,
-        requestedByRole: input.requestedBy.role,
-        mergedRequestCount: 0,
-        cancelledBy: null,
-        cancelledByRole: null,
-        cancelReason: null,
-        version: 1,
-        createdAt: now,
-        updatedAt: now,
-        endedAt: null,
-        dispatchedAt: null,
-      };
       await emergencySql.insert(em, record);
       await emergencySql.insertRequest(em, input.patientId, input.requestId, record.id, false, now);
-      await emergencySql.insertEvent(
-        em,
-        record.id,
-        {
-          position: 1,
-          state: "dispatch_pending",
-          sourceSequence: null,
-          eventTime: now,
-          actor: input.requestedBy.name,
-          actorRole: input.requestedBy.role,
-          note: "",
-        },
-        now,
-      );
+      await emergencySql.insertEvent(em, record.id, firstEntry(input, now), now);
       await emergencySql.insertOutbox(
         em,
         {
           id: uuidV7(now.getTime()),
           emergencyId: record.id,
           topic: "requested",
-          priority,
+          priority: record.priority,
           msgId: msgIds.requested(record.id),
           payload: requestedMessage(record, input.requestId),
         },
@@ -135,9 +158,50 @@ export class EmergencyIntake {
       return { id: record.id, merged: false, changed: true };
     });
     if (result.changed) this.#deps.committed(result.id);
-    const view = await this.read(result.id);
+    const view = await this.read(result.id).catch((error: unknown) => {
+      // Committed, then the database went: a new emergency is known well enough to answer.
+      if (result.id === record.id && isDatabaseUnavailable(error)) {
+        return { emergency: record, timeline: [firstEntry(input, now)] };
+      }
+      throw error;
+    });
     if (view === undefined) throw new Error("a committed emergency could not be read back");
     return { view, merged: result.merged };
+  }
+
+  /** The journal path: durable on local disk when this resolves; the call's audit entry is written at replay. */
+  async #journal(
+    failSafe: EmergencyFailSafe,
+    input: NewEmergency,
+    id: string,
+    now: Date,
+    journalAudit: JournalAudit,
+  ): Promise<{ view: EmergencyView; merged: boolean }> {
+    // A retry of a request already committed (its answer lost): that emergency, as last seen.
+    const answered = failSafe.recentAnswer(input.patientId, input.requestId);
+    if (answered !== undefined) {
+      journalAudit.journalled(); // a repeat during the outage: nothing changed, nothing to audit later
+      return answered;
+    }
+    const record = newRecord(input, id, now);
+    const view = await failSafe.accept({
+      id,
+      patientId: input.patientId,
+      requestId: input.requestId,
+      kind: input.kind,
+      severity: input.severity,
+      priority: record.priority,
+      description: input.description,
+      location: input.location,
+      callbackPhone: input.callbackPhone,
+      requestedBy: input.requestedBy.name,
+      requestedByRole: input.requestedBy.role,
+      createdAt: now.toISOString(),
+      payload: Buffer.from(requestedMessage(record, input.requestId)).toString("base64"),
+      audit: journalAudit.draft(emergencyName(input.patientId, id)),
+    });
+    journalAudit.journalled();
+    return { view, merged: false };
   }
 
   /**
@@ -154,6 +218,8 @@ export class EmergencyIntake {
     requestId: string,
     audit: AuditWithin,
   ): Promise<EmergencyView> {
+    // Accepted into the journal while the database was down: its row first (or UNAVAILABLE while still down).
+    if (this.#deps.failSafe?.pendingView(emergencyId) !== undefined) await this.#deps.failSafe.replay(emergencyId);
     await this.#deps.em().transactional(async (em) => {
       const record = await emergencySql.get(em, emergencyId, { forUpdate: true });
       if (record === undefined || record.patientId !== patientId) throw notFound("Emergency");
@@ -217,6 +283,11 @@ export class EmergencyIntake {
     return view;
   }
 
+  /** An emergency accepted into the journal and not yet in PostgreSQL, as its patient sees it. */
+  pendingView(emergencyId: string): EmergencyView | undefined {
+    return this.#deps.failSafe?.pendingView(emergencyId);
+  }
+
   /** An emergency with its timeline; undefined when there is none. */
   async read(emergencyId: string): Promise<EmergencyView | undefined> {
     const em = this.#deps.em();
@@ -241,4 +312,46 @@ export class EmergencyIntake {
     );
     return records.map((emergency) => ({ emergency, timeline: timelines.get(emergency.id) ?? [] }));
   }
+}
+
+/** The row of a new emergency, DISPATCH_PENDING. */
+function newRecord(input: NewEmergency, id: string, now: Date): EmergencyRecord {
+  return {
+    id,
+    patientId: input.patientId,
+    kind: input.kind,
+    severity: input.severity,
+    priority: priorityOf(input.severity),
+    description: input.description,
+    location: input.location,
+    callbackPhone: input.callbackPhone,
+    state: "dispatch_pending",
+    lastSourceSequence: 0,
+    timelineLength: 1,
+    assignment: null,
+    requestedBy: input.requestedBy.name,
+    requestedByRole: input.requestedBy.role,
+    mergedRequestCount: 0,
+    cancelledBy: null,
+    cancelledByRole: null,
+    cancelReason: null,
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+    endedAt: null,
+    dispatchedAt: null,
+  };
+}
+
+/** Its first timeline entry. */
+function firstEntry(input: NewEmergency, now: Date): TimelineEntry {
+  return {
+    position: 1,
+    state: "dispatch_pending",
+    sourceSequence: null,
+    eventTime: now,
+    actor: input.requestedBy.name,
+    actorRole: input.requestedBy.role,
+    note: "",
+  };
 }

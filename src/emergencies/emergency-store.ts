@@ -56,7 +56,7 @@ export const emergencySql = {
 
   async insert(em: EntityManager, record: EmergencyRecord): Promise<void> {
     await em.execute(
-      `insert into "emergencies" ("id", "patient_id", "kind", "severity", "priority", "description", "location", "callback_phone", "state", "last_source_sequence", "timeline_length", "assignment", "requested_by", "requested_by_role", "merged_request_count", "version", "created_at", "updated_at") values (?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, null, ?, ?, ?, ?, ?, ?)`,
+      `insert into "emergencies" ("id", "patient_id", "kind", "severity", "priority", "description", "location", "callback_phone", "state", "last_source_sequence", "timeline_length", "assignment", "requested_by", "requested_by_role", "merged_request_count", "version", "created_at", "updated_at", "dispatched_at") values (?, ?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, null, ?, ?, ?, ?, ?, ?, ?)`,
       [
         record.id,
         record.patientId,
@@ -75,6 +75,7 @@ export const emergencySql = {
         record.version,
         record.createdAt,
         record.updatedAt,
+        record.dispatchedAt,
       ],
       "run",
     );
@@ -91,6 +92,32 @@ export const emergencySql = {
       "all",
     );
     return rows[0] === undefined ? undefined : toRecord(rows[0]);
+  },
+
+  /** Several emergencies by id (any order; missing ones left out). */
+  async getMany(em: EntityManager, ids: readonly string[]): Promise<EmergencyRecord[]> {
+    if (ids.length === 0) return [];
+    const rows = await em.execute<Row[]>(`select * from "emergencies" where "id" in (?)`, [[...ids]], "all");
+    return rows.map(toRecord);
+  },
+
+  /** Request ids recorded since `since`, newest first: the retries a fresh process may still see. */
+  async recentRequests(
+    em: EntityManager,
+    since: Date,
+    limit: number,
+  ): Promise<Array<{ patientId: string; requestId: string; emergencyId: string; merged: boolean }>> {
+    const rows = await em.execute<Row[]>(
+      `select "patient_id", "request_id", "emergency_id", "merged" from "emergency_requests" where "created_at" > ? order by "created_at" desc limit ?`,
+      [since, limit],
+      "all",
+    );
+    return rows.map((row) => ({
+      patientId: row.patient_id as string,
+      requestId: row.request_id as string,
+      emergencyId: row.emergency_id as string,
+      merged: row.merged as boolean,
+    }));
   },
 
   /** Changes columns of a locked emergency, bumping its version; returns it as stored now. */
@@ -205,10 +232,23 @@ export const emergencySql = {
       payload: Uint8Array;
     },
     now: Date,
+    /** Already on the lane (the journal path got its PubAck): the relay leaves it alone. */
+    sentAt?: Date,
   ): Promise<void> {
     await em.execute(
-      `insert into "emergency_outbox" ("id", "emergency_id", "topic", "priority", "msg_id", "payload", "attempts", "next_attempt_at", "created_at") values (?, ?, ?, ?, ?, ?, 0, ?, ?) on conflict ("msg_id") do nothing`,
-      [row.id, row.emergencyId, row.topic, row.priority, row.msgId, Buffer.from(row.payload), now, now],
+      `insert into "emergency_outbox" ("id", "emergency_id", "topic", "priority", "msg_id", "payload", "attempts", "next_attempt_at", "created_at", "sent_at") values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict ("msg_id") do nothing`,
+      [
+        row.id,
+        row.emergencyId,
+        row.topic,
+        row.priority,
+        row.msgId,
+        Buffer.from(row.payload),
+        sentAt === undefined ? 0 : 1,
+        now,
+        now,
+        sentAt ?? null,
+      ],
       "run",
     );
   },

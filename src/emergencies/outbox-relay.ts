@@ -31,8 +31,8 @@ interface OutboxRow {
   readonly attempts: number;
 }
 
-/** The relay's actor in the audit log and timelines. */
-const relayActor = "services/patient-service";
+/** The relay's actor in the audit log and timelines (also the journal's replay of a published emergency). */
+export const relayActor = "services/patient-service";
 
 /**
  * Publishes the emergency outbox to the lane. Every replica runs one: a round claims
@@ -196,7 +196,8 @@ async function patientOf(tx: EntityManager, emergencyId: string): Promise<string
   return ((await emergencySql.get(tx, emergencyId)) as { patientId: string }).patientId;
 }
 
-function relayAudit(patientId: string, emergencyId: string, msgId: string): AuditEntryDraft {
+/** The audit entry of DISPATCH_PENDING → REQUESTED. */
+export function relayAudit(patientId: string, emergencyId: string, msgId: string): AuditEntryDraft {
   return {
     actor: relayActor,
     actorRole: ActorRole.SERVICE,

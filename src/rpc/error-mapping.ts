@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { isDatabaseUnavailable } from "../db/database-errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import { DomainError, type DomainErrorKind, type FieldViolation } from "../shared/domain-errors.ts";
 
@@ -70,11 +71,15 @@ export function toClientError(error: unknown, log: Logger): ConnectError {
 function fromDatabaseError(error: unknown): ConnectError | undefined {
   const name = error instanceof Error ? error.constructor.name : "";
   const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
-  if (name === "ConnectionException" || code === "ECONNREFUSED" || code === "57P01" || code === "57P03") {
+  // Refused, cut or timed-out connections, a server shutting down or recovering: never INTERNAL.
+  if (isDatabaseUnavailable(error)) {
     return statusError(
       Code.Unavailable,
       "DATABASE_UNAVAILABLE",
       "The service is temporarily unavailable. Retry shortly.",
+      [],
+      {},
+      1,
     );
   }
   if (name === "LockWaitTimeoutException" || code === "40001" || code === "40P01") {
