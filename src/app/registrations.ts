@@ -4,7 +4,6 @@ import { BillingService } from "../../gen/telemed/patient/v1/billing_service_pb.
 import { FamilyService } from "../../gen/telemed/patient/v1/family_service_pb.js";
 import { InsightService } from "../../gen/telemed/patient/v1/insight_service_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
-import { RecordService } from "../../gen/telemed/patient/v1/record_service_pb.js";
 import { auditService } from "../audit/audit-handlers.ts";
 import { authService } from "../auth/auth-service.ts";
 import type { Config } from "../config/config.ts";
@@ -57,7 +56,6 @@ export function serviceRegistrations(deps: ServiceDeps, parts: readonly ServiceR
       impl: auditService({ orm: deps.orm, publicKeys: deps.security.auditVerifyKeys, clock: deps.clock }),
     },
     ...parts,
-    { service: RecordService, impl: {}, landsWith: "issue #6 (medical records)" },
     { service: InsightService, impl: {}, landsWith: "issue #6 (medical records)" },
     { service: BillingService, impl: {}, landsWith: "issue #7 (billing and payments)" },
   ];

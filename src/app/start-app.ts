@@ -12,6 +12,7 @@ import type { AppContext } from "./app-context.ts";
 import { startConsultations } from "./consultations-part.ts";
 import { routineUnderPrecedence, startEmergencies } from "./emergencies-part.ts";
 import { startNotifications } from "./notifications-part.ts";
+import { startRecords } from "./records-part.ts";
 import type { Notifier } from "../notifications/notifier.ts";
 import { serviceRegistrations } from "./registrations.ts";
 import { type Operator, startSecurity } from "./security.ts";
@@ -68,6 +69,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     closers.push(() => consultations.close());
     const emergencies = await startEmergencies(context, notifications);
     closers.push(() => emergencies.close());
+    const records = await startRecords(context);
+    closers.push(() => records.close());
 
     const server = createServer({
       // Routine calls wait while emergency work runs (functional safety 3, precedence-gate.ts).
@@ -76,6 +79,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
           ...consultations.registrations,
           ...notifications.registrations,
           ...emergencies.registrations,
+          ...records.registrations,
         ]),
         emergencies.precedence,
       ),

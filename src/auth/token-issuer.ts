@@ -1,5 +1,5 @@
 import { randomUUID, type KeyObject } from "node:crypto";
-import { calculateJwkThumbprint, exportJWK, type JWK, SignJWT } from "jose";
+import { calculateJwkThumbprint, exportJWK, type JWK, type JWTPayload, SignJWT } from "jose";
 import type { PrincipalRole } from "./principal.ts";
 
 /** Where tokens come from and whom they are for. */
@@ -53,6 +53,20 @@ export class TokenIssuer {
 
   get settings(): TokenSettings {
     return this.#settings;
+  }
+
+  /**
+   * Signs a document other than an access token (for example the records' offline
+   * bundle) with the same key and `kid`, so holders verify it against the same JWKS.
+   * Its own `typ` keeps it from ever passing as an access token (the verifier demands
+   * `at+jwt`); the issuer is set here, the other claims are the caller's.
+   */
+  async signDocument(claims: JWTPayload, typ: string): Promise<string> {
+    if (typ === accessTokenType) throw new Error("signDocument never signs access tokens");
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: signingAlgorithm, kid: this.kid, typ })
+      .setIssuer(this.#settings.issuer)
+      .sign(this.#key);
   }
 
   /** A signed access token and when it expires. */

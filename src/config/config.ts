@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { type ConsultationConfig, readConsultationConfig } from "../consultations/consultation-config.ts";
 import { type EmergencyConfig, readEmergencyConfig } from "../emergencies/emergency-config.ts";
 import { type NotificationConfig, readNotificationConfig } from "../notifications/notification-config.ts";
+import { type RecordConfig, readRecordConfig } from "../records/record-config.ts";
 import { EnvReader } from "./env-readers.ts";
 
 /** pino's level names; `silent` turns logging off. */
@@ -75,6 +76,7 @@ export interface Config {
   readonly consultations: ConsultationConfig;
   readonly notifications: NotificationConfig;
   readonly emergencies: EmergencyConfig;
+  readonly records: RecordConfig;
 }
 
 /** Tokens, keys and sibling-service credentials. */
@@ -170,6 +172,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     consultations: readConsultationConfig(read),
     notifications: readNotificationConfig(read),
     emergencies: readEmergencyConfig(read),
+    records: readRecordConfig(read, dataDir),
   };
   if (config.simulators === "off") {
     for (const [sibling, variable] of Object.entries(siblingVariables)) {

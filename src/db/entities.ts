@@ -5,6 +5,7 @@ import { emergencyEntities } from "../emergencies/emergency-entities.ts";
 import { FamilyLinkEntity } from "../family/family-link-entity.ts";
 import { notificationEntities } from "../notifications/notification-entities.ts";
 import { PatientEntity } from "../patients/patient-entity.ts";
+import { recordEntities } from "../records/record-entity.ts";
 
 /**
  * Every entity the ORM knows, listed by hand: explicit imports keep start-up free of
@@ -19,4 +20,5 @@ export const entities = [
   ...consultationEntities,
   ...notificationEntities,
   ...emergencyEntities,
+  ...recordEntities,
 ] as const;

@@ -75,10 +75,10 @@ describe("TST-PT002 the seed's REST table, transcoded from the gRPC contract", (
 
   it("the later issues' routes are served and answer UNIMPLEMENTED (501) until they land", async () => {
     const created = await rest("POST", "/patients", newPatientJson());
-    const history = await rest("GET", `/${created.json.name}/history`);
-    expect(history.status).toBe(501);
-    expect(history.json.error.status).toBe("UNIMPLEMENTED");
-    expect(history.json.error.message).toMatch(/issue #\d/);
+    const invoices = await rest("GET", `/${created.json.name}/invoices`);
+    expect(invoices.status).toBe(501);
+    expect(invoices.json.error.status).toBe("UNIMPLEMENTED");
+    expect(invoices.json.error.message).toMatch(/issue #7/);
   });
 });
 

@@ -1,0 +1,92 @@
+import { RecordService } from "../../gen/telemed/patient/v1/record_service_pb.js";
+import { ConsultationRepository } from "../consultations/consultation-repository.ts";
+import { ConsultationSummaries } from "../consultations/consultation-summaries.ts";
+import { DoctorAccounts } from "../consultations/doctor-accounts.ts";
+import { DeviceRepository } from "../records/device-repository.ts";
+import { Devices } from "../records/devices.ts";
+import { OfflineBundles } from "../records/offline-bundle.ts";
+import { RecordSealer } from "../records/record-content.ts";
+import { RecordFeed } from "../records/record-feed.ts";
+import { recordService } from "../records/record-handlers.ts";
+import { RecordReads, type SummarySource } from "../records/record-reads.ts";
+import { RecordRepository } from "../records/record-repository.ts";
+import { RecordSync } from "../records/record-sync.ts";
+import { RecordWrites } from "../records/record-writes.ts";
+import { XrayDownloads } from "../records/xray-downloads.ts";
+import { XrayGateway } from "../records/xray-gateway.ts";
+import { EnvelopeCipher } from "../shared/crypto/envelope.ts";
+import { loadKeyRing } from "../shared/crypto/key-ring.ts";
+import type { AppContext, StartedPart } from "./app-context.ts";
+
+/** The records context, started. */
+export interface RecordsPart extends StartedPart {
+  /** Field encryption (envelope, the configured key ring), for the contexts that encrypt next. */
+  readonly cipher: EnvelopeCipher;
+}
+
+/**
+ * Starts medical records (issue #6): the history timeline, record writes, X-ray
+ * downloads, the envelope encryption of their content, and offline access (the signed
+ * offline bundle, devices, the change feed and offline uploads). The key ring comes
+ * from DATA_ENCRYPTION_KEYS_FILE; without it (embedded mode, tests) a dev key is
+ * generated once under DATA_DIR/keys and kept. Consultation summaries stay with the
+ * consultations context; the history reads them through its public classes.
+ */
+export async function startRecords(context: AppContext): Promise<RecordsPart> {
+  const { config, logger, orm, clock, siblings } = context;
+  const settings = config.records;
+  const em = () => orm.em.fork();
+  const log = logger.child({ component: "records" });
+  const ring = await loadKeyRing(settings.keysFile, {
+    create: !settings.keysConfigured,
+    currentKeyId: settings.currentKeyId,
+  });
+  const cipher = new EnvelopeCipher(ring);
+  const sealer = new RecordSealer(cipher, log);
+  const repository = new RecordRepository();
+  const xray = new XrayGateway(siblings.clients.xray, settings.xrayDownloadTimeoutSeconds * 1000);
+  const doctors = new DoctorAccounts(em, () => clock.now().getTime());
+  const summaries = summarySource(context);
+  const feed = new RecordFeed();
+  const writes = new RecordWrites({ em, repository, sealer, xray, clock });
+  const devices = new Devices(em, new DeviceRepository(), repository, cipher, clock);
+  const impl = recordService({
+    reads: new RecordReads(em, repository, sealer, summaries),
+    writes,
+    downloads: new XrayDownloads(em, repository, sealer, xray),
+    bundles: new OfflineBundles({
+      em,
+      repository,
+      sealer,
+      feed,
+      devices,
+      summaries,
+      patients: context.patients,
+      // The access-token key: its kid is in the one JWKS document the service publishes.
+      signer: context.security.auth.issuer,
+      clock,
+      ttlSeconds: settings.offlineBundleTtlSeconds,
+    }),
+    devices,
+    sync: new RecordSync({ em, repository, feed, sealer, writes, summaries, clock, logger: log }),
+    doctorIdOf: (accountId) => doctors.doctorIdOf(accountId),
+  });
+  return {
+    registrations: [{ service: RecordService, impl }],
+    cipher,
+    async close() {},
+  };
+}
+
+/** Consultation summaries as history records, through the consultations context's own classes. */
+function summarySource(context: AppContext): SummarySource {
+  const summaries = new ConsultationSummaries(context.security.auth.secretBox);
+  const consultations = new ConsultationRepository(() => context.orm.em.fork());
+  return {
+    async recordOf(em, consultationId) {
+      const stored = await summaries.find(em, consultationId);
+      const consultation = stored === undefined ? undefined : await consultations.get(consultationId, em);
+      return stored === undefined || consultation === undefined ? undefined : summaries.toRecord(stored, consultation);
+    },
+  };
+}

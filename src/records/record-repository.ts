@@ -1,0 +1,343 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { RecordKindName, RecordSourceName } from "./record-entity.ts";
+import { appendFeedEntry } from "./record-feed.ts";
+
+type SqlValue = string | number | null | readonly string[];
+
+/** One row of `medical_records`, as the driver returns it. */
+export interface RecordRow {
+  readonly id: string;
+  readonly patient_id: string;
+  readonly kind: RecordKindName;
+  readonly effective_time: string | Date;
+  readonly consultation_id: string | null;
+  readonly source: RecordSourceName;
+  readonly author: string;
+  readonly author_role: string;
+  readonly content_sealed: string;
+  readonly data_key_wrapped: string;
+  readonly data_key_id: string;
+  readonly create_request_id: string;
+  readonly create_fingerprint: string;
+  readonly version: number;
+  readonly created_at: string | Date;
+  readonly updated_at: string | Date;
+  readonly deleted_at: string | Date | null;
+  readonly delete_reason_sealed: string | null;
+}
+
+/** A row to insert; the content is already sealed. */
+export interface NewRecordRow {
+  readonly id: string;
+  readonly patientId: string;
+  readonly kind: RecordKindName;
+  readonly effectiveTime: Date;
+  readonly consultationId: string | undefined;
+  readonly source: RecordSourceName;
+  readonly author: string;
+  readonly authorRole: string;
+  readonly contentSealed: string;
+  readonly dataKeyWrapped: string;
+  readonly dataKeyId: string;
+  readonly createRequestId: string;
+  readonly createFingerprint: string;
+  readonly now: Date;
+}
+
+/** One entry of the timeline: a record of this table, or a consultation summary. */
+export interface TimelineEntry {
+  readonly origin: "record" | "summary";
+  readonly id: string;
+  readonly effectiveTime: Date;
+  /** For a summary: its consultation. */
+  readonly consultationId: string | null;
+}
+
+/** What ListRecords filters by; `after` is the page token's cursor. */
+export interface TimelineQuery {
+  readonly patientId: string;
+  /** Stored kinds; empty with `summaries` false selects nothing but is never asked. */
+  readonly kinds: readonly RecordKindName[] | undefined;
+  /** Whether consultation summaries are part of the answer. */
+  readonly summaries: boolean;
+  readonly startTime: Date | undefined;
+  readonly endTime: Date | undefined;
+  readonly consultationId: string | undefined;
+  readonly after: { readonly effectiveMs: number; readonly id: string } | undefined;
+  readonly limit: number;
+}
+
+/**
+ * SQL of the records context. `medical_records` is its own; `consultation_summaries`,
+ * `consultations` and `doctor_accounts` belong to the consultations context and are
+ * only read here (the timeline merges summaries in; care relationships are consultations).
+ */
+export class RecordRepository {
+  /** The live (not deleted) record of a patient, or undefined. */
+  async get(em: EntityManager, patientId: string, id: string): Promise<RecordRow | undefined> {
+    return em.execute<RecordRow>(
+      `select * from "medical_records" where "id" = ? and "patient_id" = ? and "deleted_at" is null`,
+      [id, patientId],
+      "get",
+    );
+  }
+
+  /** The same, locked for a change until `em`'s transaction ends. */
+  async lock(em: EntityManager, patientId: string, id: string): Promise<RecordRow | undefined> {
+    return em.execute<RecordRow>(
+      `select * from "medical_records" where "id" = ? and "patient_id" = ? and "deleted_at" is null for update`,
+      [id, patientId],
+      "get",
+    );
+  }
+
+  /** The record a CreateRecord with this request id made (even if since deleted). */
+  async findByRequest(em: EntityManager, patientId: string, requestId: string): Promise<RecordRow | undefined> {
+    return em.execute<RecordRow>(
+      `select * from "medical_records" where "patient_id" = ? and "create_request_id" = ?`,
+      [patientId, requestId],
+      "get",
+    );
+  }
+
+  /** Inserts a record; false when a record with the same request id won a race. */
+  async insert(em: EntityManager, row: NewRecordRow): Promise<boolean> {
+    const stamp = row.now.toISOString();
+    const result = await em.execute<{ affectedRows: number }>(
+      `insert into "medical_records" ("id", "patient_id", "kind", "effective_time", "consultation_id", "source", ` +
+        `"author", "author_role", "content_sealed", "data_key_wrapped", "data_key_id", "create_request_id", ` +
+        `"create_fingerprint", "version", "created_at", "updated_at") values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ` +
+        `on conflict on constraint "medical_records_create_request_unique" do nothing`,
+      [
+        row.id,
+        row.patientId,
+        row.kind,
+        row.effectiveTime.toISOString(),
+        row.consultationId ?? null,
+        row.source,
+        row.author,
+        row.authorRole,
+        row.contentSealed,
+        row.dataKeyWrapped,
+        row.dataKeyId,
+        row.createRequestId,
+        row.createFingerprint,
+        stamp,
+        stamp,
+      ],
+      "run",
+    );
+    if (result.affectedRows !== 1) return false;
+    await appendChange(em, row.patientId, row.id, "created", row.now);
+    return true;
+  }
+
+  /** Replaces the amendable columns of a locked row and bumps its version. */
+  async update(
+    em: EntityManager,
+    row: RecordRow,
+    changes: { effectiveTime: Date; consultationId: string | undefined; contentSealed: string; now: Date },
+  ): Promise<void> {
+    await em.execute(
+      `update "medical_records" set "effective_time" = ?, "consultation_id" = ?, "content_sealed" = ?, ` +
+        `"version" = "version" + 1, "updated_at" = ? where "id" = ?`,
+      [
+        changes.effectiveTime.toISOString(),
+        changes.consultationId ?? null,
+        changes.contentSealed,
+        changes.now.toISOString(),
+        row.id,
+      ],
+      "run",
+    );
+    await appendChange(em, row.patient_id, row.id, "updated", changes.now);
+  }
+
+  /** Makes a locked row a tombstone (deleted_at set, version bumped); its ciphertext stays as it was. */
+  async markDeleted(em: EntityManager, row: RecordRow, now: Date, reasonSealed: string | null): Promise<void> {
+    await em.execute(
+      `update "medical_records" set "deleted_at" = ?, "updated_at" = ?, "delete_reason_sealed" = ?, ` +
+        `"version" = "version" + 1 where "id" = ?`,
+      [now.toISOString(), now.toISOString(), reasonSealed, row.id],
+      "run",
+    );
+    await appendChange(em, row.patient_id, row.id, "deleted", now);
+  }
+
+  /** The record of a patient, live or a tombstone, or undefined. */
+  async getAny(em: EntityManager, patientId: string, id: string): Promise<RecordRow | undefined> {
+    return em.execute<RecordRow>(
+      `select * from "medical_records" where "id" = ? and "patient_id" = ?`,
+      [id, patientId],
+      "get",
+    );
+  }
+
+  /** The records with these ids, live or tombstones (one query for a page of the change feed). */
+  async manyAny(em: EntityManager, patientId: string, ids: readonly string[]): Promise<RecordRow[]> {
+    if (ids.length === 0) return [];
+    return em.execute<RecordRow[]>(
+      `select * from "medical_records" where "patient_id" = ? and "id" in (?)`,
+      [patientId, ids],
+      "all",
+    );
+  }
+
+  /** The live records of these kinds, newest effective time first, at most `limit` (the offline bundle). */
+  async liveOfKinds(
+    em: EntityManager,
+    patientId: string,
+    kinds: readonly RecordKindName[],
+    limit: number,
+  ): Promise<RecordRow[]> {
+    return em.execute<RecordRow[]>(
+      `select * from "medical_records" where "patient_id" = ? and "kind" in (?) and "deleted_at" is null ` +
+        `order by "effective_time" desc, "id" desc limit ?`,
+      [patientId, kinds, limit],
+      "all",
+    );
+  }
+
+  /** The consultation of a summary record of this patient, or undefined. */
+  async summaryConsultation(em: EntityManager, patientId: string, summaryId: string): Promise<string | undefined> {
+    const row = await em.execute<{ consultation_id: string }>(
+      `select "consultation_id" from "consultation_summaries" where "id" = ? and "patient_id" = ?`,
+      [summaryId, patientId],
+      "get",
+    );
+    return row?.consultation_id;
+  }
+
+  /**
+   * One page of the timeline, newest effective time first (ties by id, newest first):
+   * the live records of `medical_records` and, when asked, the consultation summaries
+   * (effective at the consultation's actual end, else its start).
+   */
+  async timeline(em: EntityManager, query: TimelineQuery): Promise<TimelineEntry[]> {
+    const branches: string[] = [];
+    const params: SqlValue[] = [];
+    if (query.kinds === undefined || query.kinds.length > 0) {
+      let sql = `select 'record' as "origin", r."id", r."effective_time", r."consultation_id" from "medical_records" r where r."patient_id" = ? and r."deleted_at" is null`;
+      params.push(query.patientId);
+      if (query.kinds !== undefined) {
+        sql += ` and r."kind" in (?)`;
+        params.push(query.kinds);
+      }
+      if (query.consultationId !== undefined) {
+        sql += ` and r."consultation_id" = ?`;
+        params.push(query.consultationId);
+      }
+      branches.push(sql);
+    }
+    if (query.summaries) {
+      let sql =
+        `select 'summary' as "origin", s."id", coalesce(c."actual_end_time", c."start_time") as "effective_time", s."consultation_id" ` +
+        `from "consultation_summaries" s join "consultations" c on c."id" = s."consultation_id" where s."patient_id" = ?`;
+      params.push(query.patientId);
+      if (query.consultationId !== undefined) {
+        sql += ` and s."consultation_id" = ?`;
+        params.push(query.consultationId);
+      }
+      branches.push(sql);
+    }
+    if (branches.length === 0) return [];
+    const conditions: string[] = [];
+    if (query.startTime !== undefined) {
+      conditions.push(`t."effective_time" >= ?`);
+      params.push(query.startTime.toISOString());
+    }
+    if (query.endTime !== undefined) {
+      conditions.push(`t."effective_time" < ?`);
+      params.push(query.endTime.toISOString());
+    }
+    if (query.after !== undefined) {
+      conditions.push(`(t."effective_time", t."id") < (?, ?)`);
+      params.push(new Date(query.after.effectiveMs).toISOString(), query.after.id);
+    }
+    params.push(query.limit);
+    const where = conditions.length === 0 ? "" : `where ${conditions.join(" and ")}`;
+    const rows = await em.execute<
+      { origin: "record" | "summary"; id: string; effective_time: string | Date; consultation_id: string | null }[]
+    >(
+      `select * from (${branches.join(" union all ")}) t ${where} order by t."effective_time" desc, t."id" desc limit ?`,
+      params,
+      "all",
+    );
+    return rows.map((row) => ({
+      origin: row.origin,
+      id: row.id,
+      effectiveTime: new Date(row.effective_time),
+      consultationId: row.consultation_id,
+    }));
+  }
+
+  /** The live records with these ids (one query for a page). */
+  async many(em: EntityManager, patientId: string, ids: readonly string[]): Promise<RecordRow[]> {
+    if (ids.length === 0) return [];
+    return em.execute<RecordRow[]>(
+      `select * from "medical_records" where "patient_id" = ? and "id" in (?) and "deleted_at" is null`,
+      [patientId, ids],
+      "all",
+    );
+  }
+
+  /** Which of these record ids exist for the patient (live records or summaries). */
+  async existing(em: EntityManager, patientId: string, ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await em.execute<{ id: string }[]>(
+      `select "id" from "medical_records" where "patient_id" = ? and "id" in (?) and "deleted_at" is null ` +
+        `union select "id" from "consultation_summaries" where "patient_id" = ? and "id" in (?)`,
+      [patientId, ids, patientId, ids],
+      "all",
+    );
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /** Whether the patient exists and is not deleted. */
+  async patientExists(em: EntityManager, patientId: string): Promise<boolean> {
+    const row = await em.execute<{ found: number }>(
+      `select 1 as "found" from "patients" where "id" = ? and "deleted_at" is null`,
+      [patientId],
+      "get",
+    );
+    return row !== undefined;
+  }
+
+  /** The consultation's patient and doctor, or undefined when there is none. */
+  async consultation(
+    em: EntityManager,
+    consultationId: string,
+  ): Promise<{ patientId: string; doctorId: string; state: string } | undefined> {
+    const row = await em.execute<{ patient_id: string; doctor_id: string; state: string }>(
+      `select "patient_id", "doctor_id", "state" from "consultations" where "id" = ?`,
+      [consultationId],
+      "get",
+    );
+    return row === undefined ? undefined : { patientId: row.patient_id, doctorId: row.doctor_id, state: row.state };
+  }
+
+  /**
+   * Whether the doctor has a care relationship with the patient: a consultation with
+   * them that was booked and not cancelled (scheduled, ongoing, completed, or a no-show).
+   */
+  async hasCareRelationship(em: EntityManager, patientId: string, doctorId: string): Promise<boolean> {
+    const row = await em.execute<{ found: number }>(
+      `select 1 as "found" from "consultations" where "patient_id" = ? and "doctor_id" = ? ` +
+        `and "state" in ('scheduled', 'ongoing', 'completed', 'no_show') limit 1`,
+      [patientId, doctorId],
+      "get",
+    );
+    return row !== undefined;
+  }
+}
+
+/** A change of a `medical_records` row, numbered in the patient's change feed in the caller's transaction. */
+async function appendChange(
+  em: EntityManager,
+  patientId: string,
+  recordId: string,
+  type: "created" | "updated" | "deleted",
+  at: Date,
+): Promise<void> {
+  await appendFeedEntry(em, patientId, recordId, "record", type, at);
+}
