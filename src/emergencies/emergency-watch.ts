@@ -3,6 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { WatchEmergencyResponseSchema } from "../../gen/telemed/patient/v1/emergency_service_pb.js";
 import type { Clock } from "../shared/clock.ts";
 import { notFound } from "../shared/domain-errors.ts";
+import { liveLoop, StreamWakeups } from "../shared/live-stream-loop.ts";
 import { isEnded } from "./emergency.ts";
 import { emergencyToProto, timelineEntryToProto } from "./emergency-mapping.ts";
 import type { EmergencyView } from "./emergency-record.ts";
@@ -38,12 +39,8 @@ export interface EmergencyWatchRequest {
  * hint, is sent late at worst, never skipped.
  */
 export async function* watchEmergency(deps: EmergencyWatchDeps, request: EmergencyWatchRequest): AsyncGenerator<Event> {
-  let dirty = false;
-  let wakeUp: (() => void) | undefined;
-  const unwatch = deps.updates.watch(request.emergencyId, () => {
-    dirty = true;
-    wakeUp?.();
-  });
+  const wakeups = new StreamWakeups();
+  const unwatch = deps.updates.watch(request.emergencyId, wakeups.poke);
   try {
     const first = await deps.read(request.emergencyId);
     if (first === undefined || first.emergency.patientId !== request.patientId) throw notFound("Emergency");
@@ -60,42 +57,26 @@ export async function* watchEmergency(deps: EmergencyWatchDeps, request: Emergen
     };
     if (yield* sendNew(first)) return;
 
-    let nextHeartbeat = Date.now() + deps.heartbeatIntervalMs;
-    let nextCatchUp = Date.now() + deps.catchUpIntervalMs;
-    while (!request.signal.aborted) {
-      if (!dirty) {
-        const waitMs = Math.max(0, Math.min(nextHeartbeat, nextCatchUp) - Date.now());
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, waitMs);
-          request.signal.addEventListener("abort", done, { once: true });
-          wakeUp = done;
-          function done() {
-            clearTimeout(timer);
-            request.signal.removeEventListener("abort", done);
-            wakeUp = undefined;
-            resolve();
-          }
-        });
-      }
-      if (request.signal.aborted) return;
-      if (dirty || Date.now() >= nextCatchUp) {
-        dirty = false; // before the read: a wake-up during it makes the loop read again
-        nextCatchUp = Date.now() + deps.catchUpIntervalMs;
+    yield* liveLoop<Event>({
+      wakeups,
+      signal: request.signal,
+      heartbeatIntervalMs: deps.heartbeatIntervalMs,
+      catchUpIntervalMs: deps.catchUpIntervalMs,
+      catchUp: async function* () {
         const view = await deps.read(request.emergencyId);
         if (view === undefined) throw notFound("Emergency");
-        if (yield* sendNew(view)) return;
-      }
-      if (Date.now() >= nextHeartbeat) {
+        return yield* sendNew(view);
+      },
+      heartbeat: async () => {
         await request.recheckAccess();
-        nextHeartbeat = Date.now() + deps.heartbeatIntervalMs;
-        yield {
+        return {
           event: {
             case: "heartbeat",
             value: { sendTime: timestampFromDate(deps.clock.now()), cursor: String(cursor) },
           },
         };
-      }
-    }
+      },
+    });
   } finally {
     unwatch();
   }

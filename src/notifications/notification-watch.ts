@@ -3,6 +3,7 @@ import type { WatchNotificationsResponse } from "../../gen/telemed/patient/v1/no
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchNotificationsResponseSchema } from "../../gen/telemed/patient/v1/notification_service_pb.js";
 import type { Clock } from "../shared/clock.ts";
+import { liveLoop, StreamWakeups } from "../shared/live-stream-loop.ts";
 import type { CategoryName } from "./notification.ts";
 import { decodeCursor, encodeCursor, invalidCursor } from "./notification-cursor.ts";
 import type { NotificationFanout } from "./notification-fanout.ts";
@@ -45,12 +46,8 @@ const pageSize = 100;
  * (a revoked session or link ends the stream), and the token's own expiry ends it too.
  */
 export async function* watchNotifications(deps: WatchDeps, request: WatchRequest): AsyncGenerator<Event> {
-  let dirty = false;
-  let wakeUp: (() => void) | undefined;
-  const unwatch = deps.fanout.watch(request.recipientId, () => {
-    dirty = true;
-    wakeUp?.();
-  });
+  const wakeups = new StreamWakeups();
+  const unwatch = deps.fanout.watch(request.recipientId, wakeups.poke);
   try {
     const head = await deps.store.headSequence(request.recipientId);
     const resumeFrom = decodeCursor(request.cursor);
@@ -74,41 +71,25 @@ export async function* watchNotifications(deps: WatchDeps, request: WatchRequest
     yield* readNew();
     yield { event: { case: "caughtUp", value: { cursor: encodeCursor(cursor) } } };
 
-    let nextHeartbeat = Date.now() + deps.heartbeatIntervalMs;
-    let nextCatchUp = Date.now() + deps.catchUpIntervalMs;
-    while (!request.signal.aborted) {
-      if (!dirty) {
-        const waitMs = Math.max(0, Math.min(nextHeartbeat, nextCatchUp) - Date.now());
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, waitMs);
-          request.signal.addEventListener("abort", done, { once: true });
-          wakeUp = done;
-          function done() {
-            clearTimeout(timer);
-            request.signal.removeEventListener("abort", done);
-            wakeUp = undefined;
-            resolve();
-          }
-        });
-      }
-      if (request.signal.aborted) return;
-      if (dirty || Date.now() >= nextCatchUp) {
-        // Cleared before reading: a poke during the read makes the loop read again.
-        dirty = false;
-        nextCatchUp = Date.now() + deps.catchUpIntervalMs;
+    yield* liveLoop<Event>({
+      wakeups,
+      signal: request.signal,
+      heartbeatIntervalMs: deps.heartbeatIntervalMs,
+      catchUpIntervalMs: deps.catchUpIntervalMs,
+      catchUp: async function* () {
         yield* readNew();
-      }
-      if (Date.now() >= nextHeartbeat) {
+        return false;
+      },
+      heartbeat: async () => {
         await request.recheckAccess();
-        nextHeartbeat = Date.now() + deps.heartbeatIntervalMs;
-        yield {
+        return {
           event: {
             case: "heartbeat",
             value: { sendTime: timestampFromDate(deps.clock.now()), cursor: encodeCursor(cursor) },
           },
         };
-      }
-    }
+      },
+    });
   } finally {
     unwatch();
   }
