@@ -2,7 +2,6 @@ import { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/telemed/patient/v1/auth_service_pb.js";
 import { BillingService } from "../../gen/telemed/patient/v1/billing_service_pb.js";
 import { FamilyService } from "../../gen/telemed/patient/v1/family_service_pb.js";
-import { InsightService } from "../../gen/telemed/patient/v1/insight_service_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import { auditService } from "../audit/audit-handlers.ts";
 import { authService } from "../auth/auth-service.ts";
@@ -56,7 +55,6 @@ export function serviceRegistrations(deps: ServiceDeps, parts: readonly ServiceR
       impl: auditService({ orm: deps.orm, publicKeys: deps.security.auditVerifyKeys, clock: deps.clock }),
     },
     ...parts,
-    { service: InsightService, impl: {}, landsWith: "issue #6 (medical records)" },
     { service: BillingService, impl: {}, landsWith: "issue #7 (billing and payments)" },
   ];
 }

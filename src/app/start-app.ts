@@ -11,6 +11,7 @@ import { type Clock, systemClock } from "../shared/clock.ts";
 import type { AppContext } from "./app-context.ts";
 import { startConsultations } from "./consultations-part.ts";
 import { routineUnderPrecedence, startEmergencies } from "./emergencies-part.ts";
+import { startInsights } from "./insights-part.ts";
 import { startNotifications } from "./notifications-part.ts";
 import { startRecords } from "./records-part.ts";
 import type { Notifier } from "../notifications/notifier.ts";
@@ -27,6 +28,8 @@ export interface RunningApp {
   readonly operator: Operator;
   /** What other contexts use to notify patients; tests produce notifications with it. */
   readonly notifier: Notifier;
+  /** Derives every patient's health insights once; tests call it after moving the clock. */
+  scanInsights(): Promise<void>;
   /** Drains the server, then closes what it used, in reverse order of opening. */
   stop(): Promise<void>;
 }
@@ -71,6 +74,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     closers.push(() => emergencies.close());
     const records = await startRecords(context);
     closers.push(() => records.close());
+    const insights = await startInsights(context, notifications, records);
+    closers.push(() => insights.close());
 
     const server = createServer({
       // Routine calls wait while emergency work runs (functional safety 3, precedence-gate.ts).
@@ -80,6 +85,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
           ...notifications.registrations,
           ...emergencies.registrations,
           ...records.registrations,
+          ...insights.registrations,
         ]),
         emergencies.precedence,
       ),
@@ -113,6 +119,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
         },
       },
       notifier: notifications.notifier,
+      scanInsights: () => insights.scanOnce(),
       stop: () => closeAll(closers, logger),
     };
   } catch (error) {

@@ -4,6 +4,7 @@ import { type ConsultationConfig, readConsultationConfig } from "../consultation
 import { type EmergencyConfig, readEmergencyConfig } from "../emergencies/emergency-config.ts";
 import { type NotificationConfig, readNotificationConfig } from "../notifications/notification-config.ts";
 import { type RecordConfig, readRecordConfig } from "../records/record-config.ts";
+import { type InsightConfig, readInsightConfig } from "../insights/insight-config.ts";
 import { EnvReader } from "./env-readers.ts";
 
 /** pino's level names; `silent` turns logging off. */
@@ -77,6 +78,7 @@ export interface Config {
   readonly notifications: NotificationConfig;
   readonly emergencies: EmergencyConfig;
   readonly records: RecordConfig;
+  readonly insights: InsightConfig;
 }
 
 /** Tokens, keys and sibling-service credentials. */
@@ -173,6 +175,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     notifications: readNotificationConfig(read),
     emergencies: readEmergencyConfig(read),
     records: readRecordConfig(read, dataDir),
+    insights: readInsightConfig(read),
   };
   if (config.simulators === "off") {
     for (const [sibling, variable] of Object.entries(siblingVariables)) {

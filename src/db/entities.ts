@@ -3,6 +3,7 @@ import { authEntities } from "../auth/account-entities.ts";
 import { consultationEntities } from "../consultations/consultation-entities.ts";
 import { emergencyEntities } from "../emergencies/emergency-entities.ts";
 import { FamilyLinkEntity } from "../family/family-link-entity.ts";
+import { insightEntities } from "../insights/insight-entity.ts";
 import { notificationEntities } from "../notifications/notification-entities.ts";
 import { PatientEntity } from "../patients/patient-entity.ts";
 import { recordEntities } from "../records/record-entity.ts";
@@ -21,4 +22,5 @@ export const entities = [
   ...notificationEntities,
   ...emergencyEntities,
   ...recordEntities,
+  ...insightEntities,
 ] as const;
