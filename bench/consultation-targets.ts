@@ -28,8 +28,8 @@ import { summarizeLatencies } from "./latency-stats.ts";
 import type { LoadResult } from "./load-result.ts";
 import type { DelayControl, NotificationDelayOptions, NotificationDelayReport } from "./notification-delay.ts";
 import { benchEmail, benchPatient, benchPatientColumns } from "./patient-fixture.ts";
+import { type PgChildBasics, runPgChild } from "./pg-targets.ts";
 import { type BenchChild, startChild } from "./pinned-child.ts";
-import { usagePerCall, usageSnapshot } from "./usage-snapshot.ts";
 import { bearerHeader, grpcHeaders } from "./verify-request.ts";
 
 const createConsultationPath = "/telemed.patient.v1.ConsultationService/CreateConsultation";
@@ -208,7 +208,7 @@ function bookConsultation(context: BenchContext): Promise<TargetOutcome> {
 }
 
 /** Patient ids for the raw INSERTs: the bookings' patients when they exist, else rows inserted here. */
-async function pgPatientIds(context: BenchContext, count: number): Promise<string[]> {
+export async function pgPatientIds(context: BenchContext, count: number): Promise<string[]> {
   const ids = context.patientNames.slice(0, count).map((name) => name.slice("patients/".length));
   const now = new Date().toISOString();
   for (let i = ids.length; i < count; i++) {
@@ -232,12 +232,7 @@ async function pgPatientIds(context: BenchContext, count: number): Promise<strin
 async function pgInsertConsultation(context: BenchContext): Promise<TargetOutcome> {
   await ensureMigrated(context);
   const range = slotRanges.pgInsertConsultation;
-  const options: ConsultationPgLoadOptions = {
-    databaseUrl: context.database.url,
-    amount: context.settings.amount,
-    warmupSeconds: context.settings.warmupSeconds,
-    concurrency: context.settings.streams,
-    poolMax: context.poolMax,
+  const options: Omit<ConsultationPgLoadOptions, keyof PgChildBasics> = {
     runId: context.runId,
     tag: tags.pg,
     range,
@@ -245,25 +240,10 @@ async function pgInsertConsultation(context: BenchContext): Promise<TargetOutcom
     bookedBy: `accounts/${uuidV7()}`,
   };
   // On the server core, where the service stands (as the pg-insert target does).
-  const driver = startChild(context.pinning, {
-    script: "consultation-pg-load.ts",
-    core: context.pinning.serverCore,
-    options,
-  });
-  let report: { measured: LoadResult; total: { ok: number; failed: number } };
-  let usage: ReturnType<typeof usagePerCall>;
-  try {
-    await driver.next("measuring", 120_000);
-    const before = await usageSnapshot(context.database, driver.process.pid);
-    report = (await driver.next("result", 600_000)).result as typeof report;
-    const after = await usageSnapshot(context.database, driver.process.pid);
-    usage = usagePerCall(before, after, report.measured.succeeded);
-  } finally {
-    await driver.stop();
-  }
+  const report = await runPgChild(context, "consultation-pg-load.ts", options);
   const { rows } = await countBookings(context, range);
   return {
-    load: { ...report.measured, ...usage },
+    load: report.measured,
     failures: report.total.failed + Math.abs(rows - report.total.ok),
     checks: [
       `driver: ${report.total.ok} ok, ${report.total.failed} failed (warm-up included); ${rows} rows stored in its slot range`,

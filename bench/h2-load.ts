@@ -3,6 +3,7 @@ import { childOptions, exitWhenParentStops, failChild, sendToParent } from "./ch
 import { runClosedLoop } from "./closed-loop.ts";
 import { type BookingSource, bookConsultationFrames } from "./book-consultation-frames.ts";
 import { createPatientFrames } from "./create-patient-frames.ts";
+import { createRecordFrames, type RecordCreateSource } from "./create-record-frames.ts";
 import type { LoadAmount } from "./load-result.ts";
 
 /** Where each request's body comes from. */
@@ -11,6 +12,8 @@ export type BodySource =
   | { readonly kind: "create-patient"; readonly prefix: string }
   /** CreateConsultation gRPC frames: request `n` books slot `n` of a range with its own request id (never a slot twice). */
   | ({ readonly kind: "book-consultation" } & BookingSource)
+  /** CreateRecord frames: request `n` writes a prescription for `parents[n % length]` with request id `n`. */
+  | ({ readonly kind: "create-record" } & RecordCreateSource)
   /** Prebuilt bodies (base64), used in turn: for example GetPatient of many different patients. */
   | { readonly kind: "rotate"; readonly bodies: readonly string[] };
 
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
 function bodyFactory(source: BodySource): (n: number) => Buffer {
   if (source.kind === "create-patient") return createPatientFrames(source.prefix);
   if (source.kind === "book-consultation") return bookConsultationFrames(source);
+  if (source.kind === "create-record") return createRecordFrames(source);
   const bodies = source.bodies.map((text) => Buffer.from(text, "base64"));
   if (bodies.length === 0) throw new Error("no bodies to send");
   return (n) => bodies[n % bodies.length] as Buffer;

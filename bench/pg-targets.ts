@@ -1,29 +1,48 @@
 import { uuidV7 } from "../src/shared/uuid-v7.ts";
 import type { BenchContext, BenchTarget, TargetOutcome } from "./bench-context.ts";
 import { countBenchRows, ensureMigrated } from "./bench-patient.ts";
-import type { LoadResult } from "./load-result.ts";
+import type { LoadAmount, LoadResult } from "./load-result.ts";
 import { benchEmail, benchPatientColumns } from "./patient-fixture.ts";
 import type { PgLoadOptions } from "./pg-load.ts";
 import { startChild } from "./pinned-child.ts";
 import { usagePerCall, usageSnapshot } from "./usage-snapshot.ts";
 
-type PgReport = { measured: LoadResult; total: { ok: number; failed: number } };
+/** What every raw `pg` driver child gets from `runPgChild`, besides its own options. */
+export interface PgChildBasics {
+  readonly databaseUrl: string;
+  readonly amount: LoadAmount;
+  readonly warmupSeconds: number;
+  readonly concurrency: number;
+  /** Connections in the pool: the service's DB_POOL_MAX. */
+  readonly poolMax: number;
+}
+
+export type PgReport = { measured: LoadResult; total: { ok: number; failed: number } };
+
+/** The patient INSERT or SELECT floor (pg-load.ts). */
+function runPgLoad(context: BenchContext, extra: Partial<PgLoadOptions> & { prefix: string }): Promise<PgReport> {
+  return runPgChild(context, "pg-load.ts", extra);
+}
 
 /**
- * Runs the raw `pg` driver on the server core (it stands where the service stands;
- * there is no HTTP client to put on the load core); PostgreSQL runs wherever the
- * kernel puts it, as it does for the service's targets.
+ * Runs a raw `pg` driver child (`script`, given the run's amount, warm-up, streams and
+ * pool size besides `extra`) and its CPU and the database's per call. On the server
+ * core: it stands where the service stands (there is no HTTP client to put on the load
+ * core); PostgreSQL runs wherever the kernel puts it, as it does for the service's targets.
  */
-async function runPgLoad(context: BenchContext, extra: Partial<PgLoadOptions> & { prefix: string }): Promise<PgReport> {
-  const options: PgLoadOptions = {
+export async function runPgChild(context: BenchContext, script: string, extra: object): Promise<PgReport> {
+  const options: PgChildBasics = {
     databaseUrl: context.database.url,
     amount: context.settings.amount,
     warmupSeconds: context.settings.warmupSeconds,
     concurrency: context.settings.streams,
     poolMax: context.poolMax,
-    ...extra,
   };
-  const driver = startChild(context.pinning, { script: "pg-load.ts", core: context.pinning.serverCore, options });
+  const driver = startChild(context.pinning, {
+    script,
+    core: context.pinning.serverCore,
+    options: { ...options, ...extra },
+  });
   try {
     await driver.next("measuring", 120_000);
     const before = await usageSnapshot(context.database, driver.process.pid);

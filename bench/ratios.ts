@@ -51,6 +51,27 @@ export const ratioSpecs: readonly RatioSpec[] = [
     goal: 0.5,
   },
   {
+    key: "getRecordGrpcVsGrpcJsEcho",
+    label: "GetRecord gRPC, one encrypted record / bare grpc-js echo (both h2load; issue 6, the read goal)",
+    numerator: "get-record-grpc",
+    denominator: "grpc-js-echo",
+    goal: 0.5,
+  },
+  {
+    key: "listRecordsGrpcVsGrpcJsEcho",
+    label: "ListRecords gRPC, a page of 10 encrypted records / bare grpc-js echo (both h2load)",
+    numerator: "list-records-grpc",
+    denominator: "grpc-js-echo",
+    goal: undefined,
+  },
+  {
+    key: "createRecordVsRawInsert",
+    label: "CreateRecord / raw pg INSERT of a record's row (issue 6, the write goal)",
+    numerator: "create-record",
+    denominator: "pg-insert-record",
+    goal: 0.5,
+  },
+  {
     key: "emergencyIdleVsJetStream",
     label: "emergency ack-to-paramedic p99, idle - raw JetStream publish-to-consume p99 (issue 5)",
     numerator: "emergency-ack-to-paramedic",

@@ -12,6 +12,7 @@ import { echoTargets } from "./echo-targets.ts";
 import { emergencyTargets } from "./emergency-targets.ts";
 import { startInterferenceMonitor } from "./interference-monitor.ts";
 import { pgTargets } from "./pg-targets.ts";
+import { recordTargets } from "./record-targets.ts";
 import { waitForQuietMachine } from "./process-cpu.ts";
 import { computeRatios, jsonSummary, renderTables, type TargetReport } from "./report.ts";
 import { type BenchSettings, readSettings, targetIds } from "./settings.ts";
@@ -38,6 +39,7 @@ async function main(): Promise<number> {
     ...echoTargets,
     ...serviceTargets,
     ...pgTargets,
+    ...recordTargets,
     ...consultationTargets,
     ...emergencyTargets,
   ];

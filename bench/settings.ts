@@ -15,6 +15,11 @@ export const targetIds = [
   "pg-select",
   "pg-insert",
   "create-patient",
+  // Issue 6's cost of encryption at rest: encrypted reads against the echo, the write against its INSERT.
+  "get-record-grpc",
+  "list-records-grpc",
+  "create-record",
+  "pg-insert-record",
   "book-consultation",
   "pg-insert-consultation",
   "notification-delay",

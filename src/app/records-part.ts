@@ -6,6 +6,7 @@ import { DeviceRepository } from "../records/device-repository.ts";
 import { Devices } from "../records/devices.ts";
 import { OfflineBundles } from "../records/offline-bundle.ts";
 import { RecordSealer } from "../records/record-content.ts";
+import { RecordCreateWriter } from "../records/record-create-writer.ts";
 import { RecordFeed } from "../records/record-feed.ts";
 import { recordService } from "../records/record-handlers.ts";
 import { RecordReads, type SummarySource } from "../records/record-reads.ts";
@@ -48,7 +49,8 @@ export async function startRecords(context: AppContext): Promise<RecordsPart> {
   const doctors = new DoctorAccounts(em, () => clock.now().getTime());
   const summaries = summarySource(context);
   const feed = new RecordFeed();
-  const writes = new RecordWrites({ em, repository, sealer, xray, clock });
+  const creates = new RecordCreateWriter(em, repository, context.security.audit);
+  const writes = new RecordWrites({ em, repository, sealer, xray, clock, creates });
   const devices = new Devices(em, new DeviceRepository(), repository, cipher, clock);
   const impl = recordService({
     reads: new RecordReads(em, repository, sealer, summaries),

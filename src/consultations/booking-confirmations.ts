@@ -2,7 +2,7 @@ import type { Clock } from "../shared/clock.ts";
 import type { Consultation } from "./consultation.ts";
 import { transition } from "./consultation-states.ts";
 import type { ConsultationStore } from "./consultation-store.ts";
-import { GroupCommit, type GroupCommitOptions, type GroupOutcome } from "./group-commit.ts";
+import { GroupCommit, type GroupCommitOptions, type GroupOutcome } from "../shared/group-commit.ts";
 
 interface Confirmed {
   /** The booking as this process last wrote it (REQUESTED). */

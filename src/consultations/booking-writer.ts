@@ -2,7 +2,7 @@ import type { AuditSink, CallAudit } from "../audit/call-audit.ts";
 import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import type { Consultation } from "./consultation.ts";
 import { type ConsultationRepository, type NewConsultation, slotTaken } from "./consultation-repository.ts";
-import { GroupCommit, type GroupCommitOptions, type GroupOutcome } from "./group-commit.ts";
+import { GroupCommit, type GroupCommitOptions, type GroupOutcome } from "../shared/group-commit.ts";
 
 interface NewBooking {
   readonly row: NewConsultation;

@@ -11,6 +11,7 @@ import {
 import type { Logger } from "../observability/logger.ts";
 import { statusError } from "../rpc/error-mapping.ts";
 import { type DataKey, type EnvelopeCipher, EnvelopeError } from "../shared/crypto/envelope.ts";
+import { DataKeyCache } from "../shared/crypto/data-key-cache.ts";
 import type { RecordKindName, RecordSourceName } from "./record-entity.ts";
 import type { RecordRow } from "./record-repository.ts";
 
@@ -101,10 +102,12 @@ const deleteReasonColumn = "delete_reason_sealed";
  */
 export class RecordSealer {
   readonly #cipher: EnvelopeCipher;
+  readonly #keys: DataKeyCache;
   readonly #logger: Logger;
 
   constructor(cipher: EnvelopeCipher, logger: Logger) {
     this.#cipher = cipher;
+    this.#keys = new DataKeyCache(cipher);
     this.#logger = logger;
   }
 
@@ -115,7 +118,7 @@ export class RecordSealer {
 
   /** The stored row's data key. */
   keyOf(row: RecordRow): DataKey {
-    return this.#guard(row, () => this.#cipher.openDataKey(row.data_key_wrapped, { table, row: row.id }));
+    return this.#guard(row, () => this.#keys.open(row.data_key_wrapped, { table, row: row.id }));
   }
 
   seal(key: DataKey, content: RecordProto): string {

@@ -49,13 +49,47 @@ export function badCursor() {
   return invalidArgument("cursor", "not a cursor of this patient's change feed; sync again from a new offline bundle");
 }
 
+/** One change to number in a patient's feed. */
+export interface NewFeedEntry {
+  readonly patientId: string;
+  readonly recordId: string;
+  readonly origin: ChangeOriginName;
+  readonly type: ChangeTypeName;
+  readonly at: Date;
+}
+
 /**
- * Numbers a change of a record in the patient's change feed, in the caller's
- * transaction: the entry commits with the change or not at all. Taking the number
- * updates the patient's `record_feed_heads` row, whose lock is held until the
- * transaction ends, so one patient's changes commit in sequence order and a client
- * that has seen number n never later misses a change numbered below n.
+ * Numbers changes of records in their patients' change feeds, in the caller's
+ * transaction and in one statement: the entries commit with the changes or not at
+ * all, each patient's in the order given. Taking the numbers updates each patient's
+ * `record_feed_heads` row (in patient order, so concurrent writers lock alike), whose
+ * lock is held until the transaction ends, so one patient's changes commit in sequence
+ * order and a client that has seen number n never later misses a change numbered below n.
  */
+export async function appendFeedEntries(em: EntityManager, entries: readonly NewFeedEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  const ordinal = new Map<string, number>();
+  const items = entries.map((entry) => {
+    const ord = (ordinal.get(entry.patientId) ?? 0) + 1;
+    ordinal.set(entry.patientId, ord);
+    return { p: entry.patientId, r: entry.recordId, o: entry.origin, t: entry.type, at: entry.at.toISOString(), ord };
+  });
+  // Each patient's head moves by its count n; its entries take last_seq - n + 1 .. last_seq.
+  await em.execute(
+    `with "items" as (select * from jsonb_to_recordset(?::jsonb) as i("p" uuid, "r" uuid, "o" text, "t" text, "at" timestamptz, "ord" bigint)), ` +
+      `"counts" as (select "p", count(*) as "n" from "items" group by "p"), ` +
+      `"heads" as (insert into "record_feed_heads" ("patient_id", "last_seq") select "p", "n" from "counts" order by "p" ` +
+      `on conflict ("patient_id") do update set "last_seq" = "record_feed_heads"."last_seq" + excluded."last_seq" ` +
+      `returning "patient_id", "last_seq") ` +
+      `insert into "record_changes" ("patient_id", "seq", "record_id", "origin", "type", "changed_at") ` +
+      `select i."p", h."last_seq" - c."n" + i."ord", i."r", i."o", i."t", i."at" ` +
+      `from "items" i join "counts" c on c."p" = i."p" join "heads" h on h."patient_id" = i."p"`,
+    [JSON.stringify(items)],
+    "run",
+  );
+}
+
+/** One change, as `appendFeedEntries`. */
 export async function appendFeedEntry(
   em: EntityManager,
   patientId: string,
@@ -64,14 +98,7 @@ export async function appendFeedEntry(
   type: ChangeTypeName,
   at: Date,
 ): Promise<void> {
-  await em.execute(
-    `with "head" as (insert into "record_feed_heads" ("patient_id", "last_seq") values (?, 1) ` +
-      `on conflict ("patient_id") do update set "last_seq" = "record_feed_heads"."last_seq" + 1 returning "last_seq") ` +
-      `insert into "record_changes" ("patient_id", "seq", "record_id", "origin", "type", "changed_at") ` +
-      `select ?, "last_seq", ?, ?, ?, ? from "head"`,
-    [patientId, patientId, recordId, origin, type, at.toISOString()],
-    "run",
-  );
+  await appendFeedEntries(em, [{ patientId, recordId, origin, type, at }]);
 }
 
 /** Summaries attached or changed since their last feed entry (or with none yet). */

@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { RecordKindName, RecordSourceName } from "./record-entity.ts";
-import { appendFeedEntry } from "./record-feed.ts";
+import { appendFeedEntries, appendFeedEntry } from "./record-feed.ts";
 
 type SqlValue = string | number | null | readonly string[];
 
@@ -82,12 +82,35 @@ export class RecordRepository {
     );
   }
 
-  /** The same, locked for a change until `em`'s transaction ends. */
+  /** The live records with these ids, whoever's they are (the caller checks the patient). */
+  async liveByIds(em: EntityManager, ids: readonly string[]): Promise<RecordRow[]> {
+    if (ids.length === 0) return [];
+    return em.execute<RecordRow[]>(
+      `select * from "medical_records" where "id" in (?) and "deleted_at" is null`,
+      [ids],
+      "all",
+    );
+  }
+
+  /** The patient's live record, locked for a change until `em`'s transaction ends. */
   async lock(em: EntityManager, patientId: string, id: string): Promise<RecordRow | undefined> {
     return em.execute<RecordRow>(
       `select * from "medical_records" where "id" = ? and "patient_id" = ? and "deleted_at" is null for update`,
       [id, patientId],
       "get",
+    );
+  }
+
+  /** The records CreateRecord calls with these patients' request ids made (even if since deleted). */
+  async findByRequests(
+    em: EntityManager,
+    requests: readonly { patientId: string; requestId: string }[],
+  ): Promise<RecordRow[]> {
+    if (requests.length === 0) return [];
+    return em.execute<RecordRow[]>(
+      `select * from "medical_records" where ("patient_id", "create_request_id") in (${requests.map(() => "(?, ?)").join(", ")})`,
+      requests.flatMap((request) => [request.patientId, request.requestId]),
+      "all",
     );
   }
 
@@ -102,13 +125,21 @@ export class RecordRepository {
 
   /** Inserts a record; false when a record with the same request id won a race. */
   async insert(em: EntityManager, row: NewRecordRow): Promise<boolean> {
-    const stamp = row.now.toISOString();
-    const result = await em.execute<{ affectedRows: number }>(
-      `insert into "medical_records" ("id", "patient_id", "kind", "effective_time", "consultation_id", "source", ` +
-        `"author", "author_role", "content_sealed", "data_key_wrapped", "data_key_id", "create_request_id", ` +
-        `"create_fingerprint", "version", "created_at", "updated_at") values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ` +
-        `on conflict on constraint "medical_records_create_request_unique" do nothing`,
-      [
+    const inserted = await this.insertMany(em, [row]);
+    return inserted.length === 1;
+  }
+
+  /**
+   * Inserts rows in one statement, each with its `created` entry in the change feed;
+   * a row whose patient already has a record with its request id is skipped (a retry).
+   * Returns the rows inserted, as stored.
+   */
+  async insertMany(em: EntityManager, rows: readonly NewRecordRow[]): Promise<RecordRow[]> {
+    if (rows.length === 0) return [];
+    const params: SqlValue[] = [];
+    for (const row of rows) {
+      const stamp = row.now.toISOString();
+      params.push(
         row.id,
         row.patientId,
         row.kind,
@@ -124,12 +155,29 @@ export class RecordRepository {
         row.createFingerprint,
         stamp,
         stamp,
-      ],
-      "run",
+      );
+    }
+    const inserted = await em.execute<RecordRow[]>(
+      `insert into "medical_records" ("id", "patient_id", "kind", "effective_time", "consultation_id", "source", ` +
+        `"author", "author_role", "content_sealed", "data_key_wrapped", "data_key_id", "create_request_id", ` +
+        `"create_fingerprint", "version", "created_at", "updated_at") values ` +
+        rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)").join(", ") +
+        ` on conflict on constraint "medical_records_create_request_unique" do nothing returning *`,
+      params,
+      "all",
     );
-    if (result.affectedRows !== 1) return false;
-    await appendChange(em, row.patientId, row.id, "created", row.now);
-    return true;
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    await appendFeedEntries(
+      em,
+      inserted.map((row) => ({
+        patientId: row.patient_id,
+        recordId: row.id,
+        origin: "record",
+        type: "created",
+        at: (byId.get(row.id) as NewRecordRow).now,
+      })),
+    );
+    return inserted;
   }
 
   /** Replaces the amendable columns of a locked row and bumps its version. */
@@ -294,6 +342,17 @@ export class RecordRepository {
   }
 
   /** Whether the patient exists and is not deleted. */
+  /** Which of these patients have a live profile. */
+  async livePatients(em: EntityManager, patientIds: readonly string[]): Promise<Set<string>> {
+    if (patientIds.length === 0) return new Set();
+    const rows = await em.execute<{ id: string }[]>(
+      `select "id" from "patients" where "id" in (?) and "deleted_at" is null`,
+      [patientIds],
+      "all",
+    );
+    return new Set(rows.map((row) => row.id));
+  }
+
   async patientExists(em: EntityManager, patientId: string): Promise<boolean> {
     const row = await em.execute<{ found: number }>(
       `select 1 as "found" from "patients" where "id" = ? and "deleted_at" is null`,

@@ -1,6 +1,7 @@
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import DataLoader from "dataloader";
 import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import {
   type Record as RecordProto,
@@ -14,7 +15,8 @@ import { DomainError, invalidArgument, notFound } from "../shared/domain-errors.
 import { isUuid, uuidV7 } from "../shared/uuid-v7.ts";
 import { etagOf, kindOfDetails, type RecordSealer, recordToProto } from "./record-content.ts";
 import type { RecordKindName } from "./record-entity.ts";
-import type { RecordRepository, RecordRow } from "./record-repository.ts";
+import type { RecordCreateWriter } from "./record-create-writer.ts";
+import type { NewRecordRow, RecordRepository, RecordRow } from "./record-repository.ts";
 import {
   consultationIdsOf,
   recordIdsOf,
@@ -44,6 +46,8 @@ export interface RecordWriteDeps {
   readonly sealer: RecordSealer;
   readonly xray: XrayGateway;
   readonly clock: Clock;
+  /** Group-commits creates that need nothing else in their transaction. */
+  readonly creates: RecordCreateWriter;
 }
 
 /**
@@ -60,6 +64,28 @@ export class RecordWrites {
     this.#d = deps;
   }
 
+  // The checks every write starts with, batched like reads: the writes that arrive in one
+  // turn of the event loop share one query each instead of a statement apiece.
+  readonly #livePatient = new DataLoader<string, boolean>(
+    async (ids) => {
+      const live = await this.#d.repository.livePatients(this.#d.em(), ids);
+      return ids.map((id) => live.has(id));
+    },
+    { cache: false, maxBatchSize: 64, batchScheduleFn: (run) => setImmediate(run) },
+  );
+
+  readonly #createdBy = new DataLoader<{ patientId: string; requestId: string }, RecordRow | undefined>(
+    async (requests) => {
+      const rows = await this.#d.repository.findByRequests(this.#d.em(), requests);
+      // uuids come back in canonical (lower-case) text.
+      const byRequest = new Map(rows.map((row) => [`${row.patient_id}|${row.create_request_id}`, row]));
+      return requests.map(({ patientId, requestId }) =>
+        byRequest.get(`${patientId.toLowerCase()}|${requestId.toLowerCase()}`),
+      );
+    },
+    { cache: false, maxBatchSize: 64, batchScheduleFn: (run) => setImmediate(run) },
+  );
+
   async create(
     patientId: string,
     input: RecordProto,
@@ -74,7 +100,9 @@ export class RecordWrites {
     await this.#requireWriteAccess(em, patientId, writer, audit);
     requireWritableKind(writer.role, kind);
     const storedKind = kind as RecordKindName;
-    const replayed = await this.#d.repository.findByRequest(em, patientId, requestId);
+    // Checked by the contract already; a malformed id must not fail the batch it would join.
+    if (!isUuid(requestId)) throw invalidArgument("request_id", "must be a UUID");
+    const replayed = await this.#createdBy.load({ patientId, requestId });
     if (replayed !== undefined) return this.#replay(replayed, input);
 
     const consultationId = await this.#consultationOf(em, patientId, input.consultation, writer, "record.consultation");
@@ -85,29 +113,36 @@ export class RecordWrites {
     const now = this.#d.clock.now();
     const id = uuidV7(now.getTime());
     const key = this.#d.sealer.newKey(id);
+    const row: NewRecordRow = {
+      id,
+      patientId,
+      kind: storedKind,
+      effectiveTime: input.effectiveTime === undefined ? now : timestampDate(input.effectiveTime),
+      consultationId,
+      source: sourceOf(writer.role),
+      author: writer.principal,
+      authorRole: writer.role,
+      contentSealed: this.#d.sealer.seal(key, content),
+      dataKeyWrapped: key.wrapped,
+      dataKeyId: key.keyId,
+      createRequestId: requestId,
+      createFingerprint: this.#d.sealer.fingerprint(key, input),
+      now,
+    };
+    if (options.inTransaction === undefined) {
+      // Nothing else to do in its transaction: it shares one with the creates of this turn.
+      const outcome = await this.#d.creates.insert(row, audit);
+      return "stored" in outcome ? recordToProto(outcome.stored, content) : this.#replay(outcome.replay, input);
+    }
+    const inTransaction = options.inTransaction;
     return em.transactional(async (tx) => {
-      const inserted = await this.#d.repository.insert(tx, {
-        id,
-        patientId,
-        kind: storedKind,
-        effectiveTime: input.effectiveTime === undefined ? now : timestampDate(input.effectiveTime),
-        consultationId,
-        source: sourceOf(writer.role),
-        author: writer.principal,
-        authorRole: writer.role,
-        contentSealed: this.#d.sealer.seal(key, content),
-        dataKeyWrapped: key.wrapped,
-        dataKeyId: key.keyId,
-        createRequestId: requestId,
-        createFingerprint: this.#d.sealer.fingerprint(key, input),
-        now,
-      });
-      const row = await this.#d.repository.findByRequest(tx, patientId, requestId);
-      if (row === undefined) throw new Error("the inserted record is not there");
-      if (!inserted) return this.#replay(row, input);
+      const inserted = await this.#d.repository.insert(tx, row);
+      const stored = await this.#d.repository.findByRequest(tx, patientId, requestId);
+      if (stored === undefined) throw new Error("the inserted record is not there");
+      if (!inserted) return this.#replay(stored, input);
       await audit?.within(tx, { resource: `patients/${patientId}/records/${id}` });
-      await options.inTransaction?.(tx, id);
-      return recordToProto(row, content);
+      await inTransaction(tx, id);
+      return recordToProto(stored, content);
     });
   }
 
@@ -186,7 +221,7 @@ export class RecordWrites {
    * refusal is audited as a denial.
    */
   async #requireWriteAccess(em: EntityManager, patientId: string, writer: Writer, audit: WriteAudit | undefined) {
-    if (!isUuid(patientId) || !(await this.#d.repository.patientExists(em, patientId))) throw notFound("Patient");
+    if (!isUuid(patientId) || !(await this.#livePatient.load(patientId))) throw notFound("Patient");
     if (writer.role !== "doctor") return;
     const related =
       writer.doctorId !== undefined && (await this.#d.repository.hasCareRelationship(em, patientId, writer.doctorId));

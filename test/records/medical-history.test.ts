@@ -227,6 +227,39 @@ describe("TST-PT004-1 a patient reads their medical history as one timeline", ()
   });
 });
 
+describe("concurrent creates (group-committed)", () => {
+  it("stores each record once with its feed entry and audit entry, and answers retries racing it with the same record", async () => {
+    const writer = await signUpPatient(t);
+    const client = records(t, writer);
+    const retried = randomUUID();
+    // One request sent eight times (its effective time fixed once, as a client retrying would).
+    const retriedNote = note("Retried note");
+    const texts = Array.from({ length: 16 }, (_, i) => `Concurrent note ${i}`);
+    // Sixteen new notes and eight copies of one more, all in flight at once.
+    const answers = await Promise.all([
+      ...texts.map((text) =>
+        client.createRecord({ parent: writer.patient, record: note(text), requestId: randomUUID() }),
+      ),
+      ...Array.from({ length: 8 }, () =>
+        client.createRecord({ parent: writer.patient, record: retriedNote, requestId: retried }),
+      ),
+    ]);
+    const names = answers.map((answer) => answer.record?.name ?? "");
+    expect(new Set(names.slice(0, 16)).size).toBe(16);
+    expect(new Set(names.slice(16)).size).toBe(1);
+    const history = await client.listRecords({ parent: writer.patient, pageSize: 100 });
+    expect(history.records.map((r) => r.name).sort()).toEqual([...new Set(names)].sort());
+    // The change feed numbers each creation once, with no gap or repeat.
+    const feed = await client.pullRecordChanges({ parent: writer.patient, pageSize: 100 });
+    expect(feed.changes.map((c) => c.record?.name).sort()).toEqual([...new Set(names)].sort());
+    // One CREATE entry naming each stored record in the patient's audit trail (replays are audited as calls on the parent).
+    const events = (await accessEvents(writer)).accessEvents.filter(
+      (e) => e.action === AuditAction.CREATE && e.resource.startsWith(`${writer.patient}/records/`),
+    );
+    expect(events.map((e) => e.resource).sort()).toEqual([...new Set(names)].sort());
+  });
+});
+
 describe("TST-PT004-2 records of another patient, or without the right relationship, are refused", () => {
   it("answers NOT_FOUND for another patient's record, and audits the denial in that patient's access view", async () => {
     const theirs = await addRecord(records(t, other), other.patient, note("Private note"));

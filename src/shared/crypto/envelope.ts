@@ -1,4 +1,12 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from "node:crypto";
 import type { KeyRing } from "./key-ring.ts";
 
 /**
@@ -36,12 +44,17 @@ const fieldFormat = "ef1";
  *
  * Formats (base64url parts): wrapped key `ek1.<kek id>.<iv>.<ciphertext+tag>`,
  * field `ef1.<iv>.<ciphertext+tag>`.
+ *
+ * Keys are held as KeyObjects: node:crypto turns a raw key Buffer into one on every
+ * `createCipheriv`, which cost ~9 µs of a ~10 µs field decryption here.
  */
 export class EnvelopeCipher {
   readonly #ring: KeyRing;
+  readonly #keks: ReadonlyMap<string, KeyObject>;
 
   constructor(ring: KeyRing) {
     this.#ring = ring;
+    this.#keks = new Map([...ring.keys].map(([id, key]) => [id, createSecretKey(key)]));
   }
 
   /** Id of the KEK that wraps new data keys. */
@@ -71,7 +84,7 @@ export class EnvelopeCipher {
     const parts = wrapped.split(".");
     if (parts.length !== 4 || parts[0] !== keyFormat) throw new EnvelopeError(`${where(binding)}: not a wrapped key`);
     const [, keyId = "", iv = "", body = ""] = parts;
-    const kek = this.#ring.keys.get(keyId);
+    const kek = this.#keks.get(keyId);
     if (kek === undefined) {
       throw new EnvelopeError(`${where(binding)}: unknown key-encryption key "${keyId.slice(0, 32)}"`);
     }
@@ -82,7 +95,7 @@ export class EnvelopeCipher {
 
   #wrap(plain: Buffer, binding: RowBinding): string {
     const keyId = this.#ring.currentKeyId;
-    const kek = this.#ring.keys.get(keyId) as Uint8Array;
+    const kek = this.#keks.get(keyId) as KeyObject;
     return `${keyFormat}.${keyId}.${encrypt(kek, plain, keyAad(keyId, binding))}`;
   }
 }
@@ -94,18 +107,20 @@ export class DataKey {
   readonly wrapped: string;
   /** Id of the KEK that wrapped it. */
   readonly keyId: string;
-  readonly #plain: Buffer;
+  readonly #key: KeyObject;
+  /** HMAC keys derived for `mac`, by purpose. */
+  readonly #macKeys = new Map<string, KeyObject>();
 
   constructor(binding: RowBinding, plain: Buffer, wrapped: string, keyId: string) {
     this.binding = binding;
-    this.#plain = plain;
+    this.#key = createSecretKey(plain);
     this.wrapped = wrapped;
     this.keyId = keyId;
   }
 
   /** Encrypts one field of this row with a fresh IV. */
   seal(column: string, plaintext: Uint8Array): string {
-    return `${fieldFormat}.${encrypt(this.#plain, plaintext, fieldAad(this.binding, column))}`;
+    return `${fieldFormat}.${encrypt(this.#key, plaintext, fieldAad(this.binding, column))}`;
   }
 
   /** Decrypts a field sealed for this row and column; `EnvelopeError` otherwise. */
@@ -115,7 +130,7 @@ export class DataKey {
       throw new EnvelopeError(`${where(this.binding)}.${column}: not a sealed field`);
     }
     return decrypt(
-      this.#plain,
+      this.#key,
       parts[1] as string,
       parts[2] as string,
       fieldAad(this.binding, column),
@@ -129,8 +144,13 @@ export class DataKey {
    * fingerprints, and that survives re-wrapping (the data key stays the same).
    */
   mac(purpose: string, bytes: Uint8Array): string {
-    const info = lengthPrefixed(["mac", this.binding.table, this.binding.row, purpose]);
-    const key = Buffer.from(hkdfSync("sha256", this.#plain, Buffer.alloc(0), info, 32));
+    let key = this.#macKeys.get(purpose);
+    if (key === undefined) {
+      const info = lengthPrefixed(["mac", this.binding.table, this.binding.row, purpose]);
+      // KeyObjects in and out: node:crypto's checks on a raw key Buffer throw and catch internally (~5 µs each).
+      key = createSecretKey(Buffer.from(hkdfSync("sha256", this.#key, Buffer.alloc(0), info, 32)));
+      this.#macKeys.set(purpose, key);
+    }
     return createHmac("sha256", key).update(bytes).digest("hex");
   }
 
@@ -144,7 +164,7 @@ export class DataKey {
   }
 }
 
-function encrypt(key: Uint8Array, plaintext: Uint8Array, aad: Buffer): string {
+function encrypt(key: KeyObject, plaintext: Uint8Array, aad: Buffer): string {
   const iv = randomBytes(ivLength);
   const cipher = createCipheriv(algorithm, key, iv, { authTagLength: tagLength });
   cipher.setAAD(aad);
@@ -152,7 +172,7 @@ function encrypt(key: Uint8Array, plaintext: Uint8Array, aad: Buffer): string {
   return `${iv.toString("base64url")}.${body.toString("base64url")}`;
 }
 
-function decrypt(key: Uint8Array, ivText: string, bodyText: string, aad: Buffer, what: () => string): Buffer {
+function decrypt(key: KeyObject, ivText: string, bodyText: string, aad: Buffer, what: () => string): Buffer {
   const iv = Buffer.from(ivText, "base64url");
   const body = Buffer.from(bodyText, "base64url");
   if (iv.length !== ivLength || body.length < tagLength) throw new EnvelopeError(`${what()}: malformed ciphertext`);
