@@ -1,20 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
-import pg from "pg";
+import type pg from "pg";
 import { uuidV7 } from "../src/shared/uuid-v7.ts";
 import { benchReason } from "./book-consultation-frames.ts";
-import { childOptions, exitWhenParentStops, failChild, sendToParent } from "./child-ipc.ts";
-import { runClosedLoop } from "./closed-loop.ts";
+import { failChild } from "./child-ipc.ts";
 import { benchRequestId, type SlotRange, SlotSequence } from "./consultation-slots.ts";
-import type { LoadAmount } from "./load-result.ts";
+import { runPgDriver } from "./pg-driver.ts";
+import type { PgChildBasics } from "./pg-targets.ts";
 
 /** What the consultation targets ask of this driver. */
-export interface ConsultationPgLoadOptions {
-  readonly databaseUrl: string;
-  readonly amount: LoadAmount;
-  readonly warmupSeconds: number;
-  readonly concurrency: number;
-  /** Connections in the pool: the service's DB_POOL_MAX. */
-  readonly poolMax: number;
+export interface ConsultationPgLoadOptions extends PgChildBasics {
   readonly runId: string;
   readonly tag: number;
   /** Row `n` takes slot `n` of this range. */
@@ -59,11 +53,8 @@ const columns = [
  * no two rows compete for a slot. No HTTP, no protobuf, no Doctor Service, no audit,
  * no notification: one statement per booking.
  */
-async function main(): Promise<void> {
-  exitWhenParentStops();
-  const options = childOptions<ConsultationPgLoadOptions>();
+function bookingInserts(options: ConsultationPgLoadOptions, pool: pg.Pool) {
   if (options.patientIds.length === 0) throw new Error("no patients to insert consultations for");
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax });
   const slots = new SlotSequence(options.range);
   const sql =
     `insert into "consultations" (${columns.map((name) => `"${name}"`).join(", ")}) ` +
@@ -106,21 +97,10 @@ async function main(): Promise<void> {
     return result.rowCount === 1;
   };
   // A synchronous throw (range run out) escapes runClosedLoop's per-request catch and fails the child.
-  const issue = (n: number) => {
+  return (n: number) => {
     slots.slot(n);
     return insert(n);
   };
-  const warmup = await runClosedLoop(options.concurrency, { seconds: options.warmupSeconds }, issue);
-  await sendToParent({ type: "measuring" });
-  const measured = await runClosedLoop(options.concurrency, options.amount, issue, warmup.nextN);
-  // The pool stays open until the parent says stop, so its readings after the run still see every backend.
-  await sendToParent({
-    type: "result",
-    result: {
-      measured,
-      total: { ok: warmup.all.ok + measured.all.ok, failed: warmup.all.failed + measured.all.failed },
-    },
-  });
 }
 
-main().catch(failChild);
+runPgDriver(bookingInserts).catch(failChild);

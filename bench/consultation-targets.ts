@@ -208,12 +208,12 @@ function bookConsultation(context: BenchContext): Promise<TargetOutcome> {
 }
 
 /** Patient ids for the raw INSERTs: the bookings' patients when they exist, else rows inserted here. */
-export async function pgPatientIds(context: BenchContext, count: number): Promise<string[]> {
+export async function pgPatientIds(context: BenchContext, count: number, prefix = "q"): Promise<string[]> {
   const ids = context.patientNames.slice(0, count).map((name) => name.slice("patients/".length));
   const now = new Date().toISOString();
   for (let i = ids.length; i < count; i++) {
     const columns = {
-      ...benchPatientColumns(benchEmail(`${context.runId}q`, i)),
+      ...benchPatientColumns(benchEmail(`${context.runId}${prefix}`, i)),
       id: uuidV7(),
       created_at: now,
       updated_at: now,

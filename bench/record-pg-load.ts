@@ -1,22 +1,16 @@
 import { createHash, randomBytes } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
-import pg from "pg";
+import type pg from "pg";
 import { RecordSchema } from "../gen/telemed/patient/v1/record_pb.js";
 import { uuidV7 } from "../src/shared/uuid-v7.ts";
-import { childOptions, exitWhenParentStops, failChild, sendToParent } from "./child-ipc.ts";
-import { runClosedLoop } from "./closed-loop.ts";
+import { failChild } from "./child-ipc.ts";
 import { benchRequestId } from "./consultation-slots.ts";
-import type { LoadAmount } from "./load-result.ts";
+import { runPgDriver } from "./pg-driver.ts";
+import type { PgChildBasics } from "./pg-targets.ts";
 import { benchPrescription } from "./record-fixture.ts";
 
 /** What the records target asks of this driver. */
-export interface RecordPgLoadOptions {
-  readonly databaseUrl: string;
-  readonly amount: LoadAmount;
-  readonly warmupSeconds: number;
-  readonly concurrency: number;
-  /** Connections in the pool: the service's DB_POOL_MAX. */
-  readonly poolMax: number;
+export interface RecordPgLoadOptions extends PgChildBasics {
   readonly runId: string;
   readonly tag: number;
   /** Patient ids (not names), row `n` for `patientIds[n % length]`. */
@@ -49,11 +43,8 @@ const columns = [
  * the service's lengths but no encryption: no HTTP, no protobuf, no change feed, no
  * audit, one statement per record.
  */
-async function main(): Promise<void> {
-  exitWhenParentStops();
-  const options = childOptions<RecordPgLoadOptions>();
+function recordInserts(options: RecordPgLoadOptions, pool: pg.Pool) {
   if (options.patientIds.length === 0) throw new Error("no patients to insert records for");
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax });
   const sql =
     `insert into "medical_records" (${columns.map((name) => `"${name}"`).join(", ")}) ` +
     `values (${columns.map((_, i) => `$${i + 1}`).join(", ")})`;
@@ -61,7 +52,7 @@ async function main(): Promise<void> {
   const content = toBinary(RecordSchema, benchPrescription()).length;
   const sealed = `ef1.${randomBytes(12).toString("base64url")}.${randomBytes(content + 16).toString("base64url")}`;
   const wrapped = `ek1.bench.${randomBytes(12).toString("base64url")}.${randomBytes(48).toString("base64url")}`;
-  const insert = async (n: number) => {
+  return async (n: number) => {
     const now = new Date();
     const stamp = now.toISOString();
     const requestId = benchRequestId(options.runId, options.tag, n);
@@ -85,17 +76,6 @@ async function main(): Promise<void> {
     const result = await pool.query(sql, values);
     return result.rowCount === 1;
   };
-  const warmup = await runClosedLoop(options.concurrency, { seconds: options.warmupSeconds }, insert);
-  await sendToParent({ type: "measuring" });
-  const measured = await runClosedLoop(options.concurrency, options.amount, insert, warmup.nextN);
-  // The pool stays open until the parent says stop, so its readings after the run still see every backend.
-  await sendToParent({
-    type: "result",
-    result: {
-      measured,
-      total: { ok: warmup.all.ok + measured.all.ok, failed: warmup.all.failed + measured.all.failed },
-    },
-  });
 }
 
-main().catch(failChild);
+runPgDriver(recordInserts).catch(failChild);

@@ -136,7 +136,8 @@ async function pgInsertRecord(context: BenchContext): Promise<TargetOutcome> {
   const options: Omit<RecordPgLoadOptions, "databaseUrl" | "amount" | "warmupSeconds" | "concurrency" | "poolMax"> = {
     runId: context.runId,
     tag: tags.pg,
-    patientIds: await pgPatientIds(context, writePatients),
+    // Patients of its own (an email prefix of its own) when no service target made them first.
+    patientIds: await pgPatientIds(context, writePatients, "w"),
   };
   const report = await runPgChild(context, "record-pg-load.ts", options);
   const rows = await countRecords(context, tags.pg);
