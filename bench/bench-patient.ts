@@ -7,7 +7,7 @@ import { ensureBenchAdmin } from "./bench-admin.ts";
 import type { BenchContext } from "./bench-context.ts";
 import { grpcJsUnaryMany } from "./grpc-js-call.ts";
 import { startChild } from "./pinned-child.ts";
-import { benchEmail, benchPatient } from "./patient-fixture.ts";
+import { benchEmail, benchFamilyName, benchPatient } from "./patient-fixture.ts";
 import { bearerHeader } from "./verify-request.ts";
 
 /**
@@ -59,11 +59,11 @@ export function serviceEnv(context: BenchContext): Record<string, string> {
   };
 }
 
-/** Rows in `patients` whose email has this bench prefix. */
+/** Rows in `patients` of this bench prefix (by the family name that carries it: the email is sealed). */
 export async function countBenchRows(context: BenchContext, prefix: string): Promise<number> {
   const result = await context.database.query<{ n: number }>(
-    `select count(*)::int as n from "patients" where "email" like $1`,
-    [`bench.${prefix}.%`],
+    `select count(*)::int as n from "patients" where "family_name" = $1`,
+    [benchFamilyName(benchEmail(prefix, 0))],
   );
   return result.rows[0]?.n ?? 0;
 }

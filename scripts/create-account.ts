@@ -10,14 +10,17 @@
  * Exit codes: 0 created, 1 failed, 2 bad arguments or configuration.
  */
 import { parseArgs } from "node:util";
+import { AccountEmails } from "../src/auth/account-email.ts";
 import { AccountStore } from "../src/auth/account-store.ts";
 import { passwordsWith } from "../src/auth/auth-parts.ts";
 import { createStaffAccount } from "../src/auth/staff-accounts.ts";
 import { linkDoctorAccount } from "../src/consultations/doctor-accounts.ts";
 import { migrateUp } from "../src/db/migrate.ts";
 import { createLogger } from "../src/observability/logger.ts";
+import { loadFieldCrypto } from "../src/shared/crypto/field-crypto.ts";
 import { DomainError } from "../src/shared/domain-errors.ts";
 import { scriptConfig, withDatabase } from "./script-database.ts";
+import { migrationSteps } from "../src/app/migration-steps.ts";
 
 const roles = ["doctor", "paramedic", "admin"] as const;
 
@@ -36,11 +39,14 @@ async function main(): Promise<number> {
   const email = values.email;
   const config = scriptConfig();
   if (config === undefined) return 2;
-  return withDatabase(config, createLogger(config.logLevel), async (orm) => {
-    await migrateUp(orm);
+  // The service's keys: the account's email is sealed and indexed like the service does it.
+  const crypto = await loadFieldCrypto(config.records);
+  const logger = createLogger(config.logLevel);
+  return withDatabase(config, logger, async (orm) => {
+    await migrateUp(orm, migrationSteps(crypto, config, logger));
     try {
       const account = await createStaffAccount(
-        new AccountStore(() => orm.em.fork()),
+        new AccountStore(() => orm.em.fork(), new AccountEmails(crypto)),
         passwordsWith(config.auth.passwordHashCost),
         { email, role, password },
         new Date(),

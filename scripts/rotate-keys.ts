@@ -1,8 +1,8 @@
 /**
  * `npm run keys:rotate`: re-wraps, under the current key-encryption key
  * (DATA_ENCRYPTION_KEY_ID, else the last key of DATA_ENCRYPTION_KEYS_FILE), the data key
- * of every row still wrapped by an older one: `medical_records` and `patient_devices`
- * (src/records/key-rotation.ts). Content is not re-encrypted; rows keep their version.
+ * of every row still wrapped by an older one: `medical_records`, `patient_devices`,
+ * `patients` and `accounts` (src/records/key-rotation.ts). Content is not re-encrypted; rows keep their version.
  * Batches of one transaction each, `for update skip locked`, so it runs beside the live
  * service (and a second rotator). Safe to kill and run again: it continues where it was.
  *

@@ -4,6 +4,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { PatientRepository } from "../patients/patient-repository.ts";
 import type { ServiceRegistration } from "../rpc/call-pipeline.ts";
 import type { Clock } from "../shared/clock.ts";
+import type { FieldCrypto } from "../shared/crypto/field-crypto.ts";
 import type { RunningSiblings } from "../siblings/start-siblings.ts";
 import type { Security } from "./security.ts";
 
@@ -16,6 +17,8 @@ export interface AppContext {
   readonly siblings: RunningSiblings;
   readonly security: Security;
   readonly patients: PatientRepository;
+  /** Field encryption: the envelope cipher (KEK ring) and the email blind index, loaded once. */
+  readonly crypto: FieldCrypto;
 }
 
 /** A started bounded context: the services it serves, and how to stop its background work. */

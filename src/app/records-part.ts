@@ -15,8 +15,7 @@ import { RecordSync } from "../records/record-sync.ts";
 import { RecordWrites } from "../records/record-writes.ts";
 import { XrayDownloads } from "../records/xray-downloads.ts";
 import { XrayGateway } from "../records/xray-gateway.ts";
-import { EnvelopeCipher } from "../shared/crypto/envelope.ts";
-import { loadKeyRing } from "../shared/crypto/key-ring.ts";
+import type { EnvelopeCipher } from "../shared/crypto/envelope.ts";
 import type { AppContext, StartedPart } from "./app-context.ts";
 
 /** The records context, started. */
@@ -28,9 +27,9 @@ export interface RecordsPart extends StartedPart {
 /**
  * Starts medical records (issue #6): the history timeline, record writes, X-ray
  * downloads, the envelope encryption of their content, and offline access (the signed
- * offline bundle, devices, the change feed and offline uploads). The key ring comes
- * from DATA_ENCRYPTION_KEYS_FILE; without it (embedded mode, tests) a dev key is
- * generated once under DATA_DIR/keys and kept. Consultation summaries stay with the
+ * offline bundle, devices, the change feed and offline uploads). The envelope cipher
+ * is the app's (`context.crypto`: the key ring of DATA_ENCRYPTION_KEYS_FILE, shared with
+ * patients and accounts). Consultation summaries stay with the
  * consultations context; the history reads them through its public classes.
  */
 export async function startRecords(context: AppContext): Promise<RecordsPart> {
@@ -38,11 +37,7 @@ export async function startRecords(context: AppContext): Promise<RecordsPart> {
   const settings = config.records;
   const em = () => orm.em.fork();
   const log = logger.child({ component: "records" });
-  const ring = await loadKeyRing(settings.keysFile, {
-    create: !settings.keysConfigured,
-    currentKeyId: settings.currentKeyId,
-  });
-  const cipher = new EnvelopeCipher(ring);
+  const cipher = context.crypto.cipher;
   const sealer = new RecordSealer(cipher, log);
   const repository = new RecordRepository();
   const xray = new XrayGateway(siblings.clients.xray, settings.xrayDownloadTimeoutSeconds * 1000);

@@ -19,6 +19,8 @@ import { createStaffAccount } from "../auth/staff-accounts.ts";
 import { TokenIssuer } from "../auth/token-issuer.ts";
 import { TokenVerifier } from "../auth/token-verifier.ts";
 import { FamilyAccess } from "../family/family-access.ts";
+import { AccountEmails } from "../auth/account-email.ts";
+import type { FieldCrypto } from "../shared/crypto/field-crypto.ts";
 
 /** Authentication, access control and the audit log, as the server and handlers use them. */
 export interface Security {
@@ -57,6 +59,7 @@ export async function startSecurity(
   clock: Clock,
   siblings: SiblingClients,
   patients: PatientRepository,
+  crypto: FieldCrypto,
 ): Promise<Security> {
   const em = () => orm.em.fork();
   const signing = await loadEd25519Key(config.auth.signingKeyFile, { create: !config.auth.signingKeyConfigured });
@@ -83,7 +86,8 @@ export async function startSecurity(
   });
 
   const limits = shared.limits;
-  const accounts = new AccountStore(em);
+  // Login emails are sealed like profiles' contact fields and found by their blind index.
+  const accounts = new AccountStore(em, new AccountEmails(crypto, logger.child({ component: "auth" })));
   const secretBox = secretBoxFor(
     await loadSecretKey(config.auth.secretKeyFile, { create: !config.auth.secretKeyConfigured }),
   );

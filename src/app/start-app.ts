@@ -4,10 +4,13 @@ import { startEmbeddedPostgres } from "../db/embedded-postgres.ts";
 import { migrateUp } from "../db/migrate.ts";
 import { createOrm } from "../db/orm.ts";
 import type { Logger } from "../observability/logger.ts";
+import { checkBlindIndexKey } from "../patients/contact-encryption-step.ts";
+import { PatientSealer } from "../patients/patient-contact.ts";
 import { PatientRepository } from "../patients/patient-repository.ts";
 import { createServer, type PatientServer } from "../server/create-server.ts";
 import { type RunningSiblings, startSiblings } from "../siblings/start-siblings.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
+import { loadFieldCrypto } from "../shared/crypto/field-crypto.ts";
 import type { AppContext } from "./app-context.ts";
 import { startConsultations } from "./consultations-part.ts";
 import { routineUnderPrecedence, startEmergencies } from "./emergencies-part.ts";
@@ -17,6 +20,7 @@ import { startRecords } from "./records-part.ts";
 import type { Notifier } from "../notifications/notifier.ts";
 import { serviceRegistrations } from "./registrations.ts";
 import { type Operator, startSecurity } from "./security.ts";
+import { migrationSteps } from "./migration-steps.ts";
 
 /** A started service: where it listens, and how to stop it. */
 export interface RunningApp {
@@ -55,17 +59,20 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       logger,
     );
     closers.push(() => orm.close());
-    const applied = await migrateUp(orm);
+    // Keys first: the migration of issue #6 seals plaintext contact fields with them.
+    const crypto = await loadFieldCrypto(config.records);
+    const applied = await migrateUp(orm, migrationSteps(crypto, config, logger));
     if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
+    await checkBlindIndexKey(orm, crypto);
     const clock = overrides.clock ?? systemClock;
     const siblings = await startSiblings(config, logger, { clock });
     closers.push(() => siblings.stop());
 
-    const patients = new PatientRepository(orm);
-    const security = await startSecurity(config, orm, logger, clock, siblings.clients, patients);
+    const patients = new PatientRepository(orm, new PatientSealer(crypto, logger.child({ component: "patients" })));
+    const security = await startSecurity(config, orm, logger, clock, siblings.clients, patients, crypto);
     closers.push(() => security.close());
 
-    const context: AppContext = { config, logger, orm, clock, siblings, security, patients };
+    const context: AppContext = { config, logger, orm, clock, siblings, security, patients, crypto };
     const notifications = await startNotifications(context);
     closers.push(() => notifications.close());
     const consultations = await startConsultations(context, notifications);

@@ -8,6 +8,10 @@ export type AccountRole = (typeof accountRoles)[number];
  * A login: email, password hash and MFA state. A patient's account points at their
  * profile (`patient_id`); staff accounts (doctor, paramedic, admin) have none.
  *
+ * - The email is never stored in clear: `email_sealed` holds it encrypted with the
+ *   account's own data key (`data_key_wrapped`, its KEK's id in `data_key_id`;
+ *   account-email.ts), and `email_index`, its blind index (an HMAC under its own key),
+ *   is unique and what sign-up, log-in and password reset look accounts up by.
  * - `password_hash` is an scrypt string carrying its own parameters (password-hasher.ts).
  * - `mfa_secret` is the TOTP secret encrypted with the service's secret key (secret-box.ts);
  *   `mfa_last_step` is the TOTP time step last accepted, so a code works once.
@@ -20,7 +24,10 @@ export const AccountEntity = defineEntity({
   tableName: "accounts",
   properties: {
     id: p.uuid().primary(),
-    email: p.string().length(254).check("email = lower(email)").unique("accounts_email_unique"),
+    emailIndex: p.string().length(64).unique("accounts_email_index_unique"),
+    emailSealed: p.text(),
+    dataKeyWrapped: p.text(),
+    dataKeyId: p.string().length(32).index("accounts_data_key_idx"),
     passwordHash: p.text(),
     role: p.enum(accountRoles),
     patientId: p.uuid().nullable().unique("accounts_patient_id_unique"),

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { alreadyExists } from "../shared/domain-errors.ts";
 import { uuidV7 } from "../shared/uuid-v7.ts";
 import type { AccountRole, OneTimeTokenPurpose } from "./account-entities.ts";
+import type { AccountEmails } from "./account-email.ts";
 
 /** An account row as the auth handlers use it. */
 export interface Account {
@@ -25,7 +26,7 @@ export interface Account {
 }
 
 const accountColumns =
-  '"id", "email", "password_hash", "role", "patient_id", "email_verified_at", "mfa_secret", "mfa_pending_secret", ' +
+  '"id", "email_sealed", "data_key_wrapped", "password_hash", "role", "patient_id", "email_verified_at", "mfa_secret", "mfa_pending_secret", ' +
   '"mfa_pending_expires_at", "mfa_enrolled_at", "mfa_last_step", "recovery_code_hashes", "password_changed_at", ' +
   '"disabled_at", "created_at"';
 
@@ -44,13 +45,22 @@ export function newOpaqueToken(prefix: string): string {
 /**
  * The SQL of accounts and one-time tokens. Every change that must happen once
  * (a TOTP step, a recovery code, a one-time token) is a single conditional UPDATE,
- * so two concurrent uses of the same secret cannot both succeed.
+ * so two concurrent uses of the same secret cannot both succeed. Emails are sealed
+ * on the way in and opened on the way out (`AccountEmails`); look-ups by email go
+ * through its blind index.
  */
 export class AccountStore {
   readonly #em: () => EntityManager;
+  readonly #emails: AccountEmails;
 
-  constructor(em: () => EntityManager) {
+  constructor(em: () => EntityManager, emails: AccountEmails) {
     this.#em = em;
+    this.#emails = emails;
+  }
+
+  /** The blind index of an email address (attempt limits count by it, never by the address). */
+  emailIndex(email: string): string {
+    return this.#emails.index(email);
   }
 
   async create(
@@ -66,15 +76,21 @@ export class AccountStore {
     now: Date,
   ): Promise<Account | "replayed"> {
     const stamp = now.toISOString();
+    const id = uuidV7(now.getTime());
+    const email = this.#emails.seal(id, fields.email);
     try {
       const row: AccountRow | undefined = await em.execute<AccountRow>(
-        `insert into "accounts" ("id", "email", "password_hash", "role", "patient_id", "email_verified_at",
-           "recovery_code_hashes", "tokens_valid_after", "password_changed_at", "sign_up_request_id", "created_at", "updated_at")
-         values (?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?)
+        `insert into "accounts" ("id", "email_index", "email_sealed", "data_key_wrapped", "data_key_id", "password_hash",
+           "role", "patient_id", "email_verified_at", "recovery_code_hashes", "tokens_valid_after", "password_changed_at",
+           "sign_up_request_id", "created_at", "updated_at")
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?)
          on conflict ("sign_up_request_id") do nothing returning ${accountColumns}`,
         [
-          uuidV7(now.getTime()),
-          fields.email.toLowerCase(),
+          id,
+          email.emailIndex,
+          email.emailSealed,
+          email.dataKeyWrapped,
+          email.dataKeyId,
           fields.passwordHash,
           fields.role,
           fields.patientId,
@@ -87,7 +103,7 @@ export class AccountStore {
         ],
         "get",
       );
-      return row === undefined ? "replayed" : toAccount(row);
+      return row === undefined ? "replayed" : this.#toAccount(row);
     } catch (error) {
       if (error instanceof UniqueConstraintViolationException) {
         throw alreadyExists(
@@ -104,8 +120,9 @@ export class AccountStore {
     return this.#em();
   }
 
+  /** The account of an email address, found by its blind index. */
   async byEmail(email: string): Promise<Account | undefined> {
-    return this.#one(`select ${accountColumns} from "accounts" where "email" = ?`, [email.toLowerCase()]);
+    return this.#one(`select ${accountColumns} from "accounts" where "email_index" = ?`, [this.#emails.index(email)]);
   }
 
   async byId(id: string, em: EntityManager = this.#em()): Promise<Account | undefined> {
@@ -235,7 +252,12 @@ export class AccountStore {
 
   async #one(sql: string, params: unknown[], em: EntityManager = this.#em()): Promise<Account | undefined> {
     const row: AccountRow | undefined = await em.execute<AccountRow>(sql, params, "get");
-    return row === undefined ? undefined : toAccount(row);
+    return row === undefined ? undefined : this.#toAccount(row);
+  }
+
+  #toAccount(row: AccountRow): Account {
+    const email = this.#emails.open(row as { id: string; email_sealed: string; data_key_wrapped: string });
+    return toAccount(row, email);
   }
 
   async #run(sql: string, params: unknown[]): Promise<void> {
@@ -254,11 +276,11 @@ const purposePrefix: Record<OneTimeTokenPurpose, string> = {
   mfa_challenge: "mc",
 };
 
-function toAccount(row: AccountRow): Account {
+function toAccount(row: AccountRow, email: string): Account {
   const date = (value: unknown) => (value === null || value === undefined ? null : new Date(value as string));
   return {
     id: row.id as string,
-    email: row.email as string,
+    email,
     passwordHash: row.password_hash as string,
     role: row.role as AccountRole,
     patientId: (row.patient_id as string | null) ?? null,

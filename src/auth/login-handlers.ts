@@ -51,7 +51,8 @@ export function loginHandlers(
 ): Pick<ServiceImpl<typeof AuthService>, "logIn" | "verifyMfa" | "refreshTokens" | "logOut"> {
   return {
     async logIn(request, context) {
-      const keys = attemptKeys(context, request.email.toLowerCase());
+      // By the email's blind index: the limiter's keys (in Redis) never carry the address.
+      const keys = attemptKeys(context, deps.accounts.emailIndex(request.email));
       await countAttempt(deps, keys);
       const account = await deps.accounts.byEmail(request.email);
       const ok =

@@ -31,7 +31,7 @@ export function passwordHandlers(
   return {
     async changePassword(request, context) {
       const account = await callerAccount(deps, context);
-      const keys = attemptKeys(context, account.email);
+      const keys = attemptKeys(context, deps.accounts.emailIndex(account.email));
       await countAttempt(deps, keys);
       if (!(await deps.passwords.verify(request.currentPassword, account.passwordHash))) {
         await auditAuthentication(context, AuditOutcome.FAILURE, "INVALID_CREDENTIALS", account);

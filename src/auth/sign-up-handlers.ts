@@ -32,7 +32,7 @@ async function sendVerification(deps: AuthDeps, account: Account): Promise<void>
  * flood a mailbox.
  */
 export async function limitMail(deps: AuthDeps, context: HandlerContext, email: string): Promise<void> {
-  const keys = attemptKeys(context, `mail:${email.toLowerCase()}`);
+  const keys = attemptKeys(context, `mail:${deps.accounts.emailIndex(email)}`);
   await countAttempt(deps, keys);
 }
 

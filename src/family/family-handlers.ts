@@ -11,7 +11,7 @@ import { callAuditKey } from "../audit/call-audit.ts";
 import { actorRoleOf } from "../auth/principal.ts";
 import type { Orm } from "../db/orm.ts";
 import { patientDraftFromProto, patientIdFromName, patientToProto } from "../patients/patient-mapping.ts";
-import { PatientRepository } from "../patients/patient-repository.ts";
+import type { PatientRepository } from "../patients/patient-repository.ts";
 import { profileViolations } from "../patients/patient-rules.ts";
 import { actingForKey, clientAddressKey, principalKey, requestIdKey } from "../rpc/context-keys.ts";
 import { populatedPaths } from "../rpc/field-mask.ts";
@@ -47,8 +47,11 @@ export interface FamilyAuditSink {
 export interface FamilyServiceDeps {
   /** A new EntityManager fork per call (`() => orm.em.fork()`), or the ORM itself. */
   readonly em: (() => EntityManager) | Orm;
-  /** Reads of dependent profiles (a replayed CreateDependent); defaults to one on `em`. */
-  readonly patients?: Pick<PatientRepository, "get">;
+  /**
+   * Patient profiles: reads of dependents (a replayed CreateDependent), profiles created
+   * in a transaction (`within`), and the email blind index invitations are matched by.
+   */
+  readonly patients: Pick<PatientRepository, "get" | "within" | "emailIndexOf">;
   readonly clock: Clock;
   /** FAMILY_AGE_OF_MAJORITY: a minor's link ends on this birthday (default 18). */
   readonly ageOfMajority?: number;
@@ -58,7 +61,7 @@ export interface FamilyServiceDeps {
   readonly audit?: FamilyAuditSink;
   /**
    * Patient profiles inside a transaction (CreateDependent creates the profile and its
-   * link in one); defaults to a PatientRepository on that transaction's EntityManager.
+   * link in one); defaults to `patients.within` that transaction.
    */
   readonly profilesIn?: (em: EntityManager) => Pick<DependentProfiles, "create">;
 }
@@ -83,8 +86,9 @@ export function familyService(deps: FamilyServiceDeps): Partial<ServiceImpl<type
     links: repository,
     views,
     clock: deps.clock,
-    profiles: deps.patients ?? new PatientRepository(deps.em),
-    profilesIn: deps.profilesIn ?? ((em) => new PatientRepository(() => em)),
+    profiles: deps.patients,
+    profilesIn: deps.profilesIn ?? ((em) => deps.patients.within(em)),
+    emailIndex: (email) => deps.patients.emailIndexOf(email),
   });
   const links = new FamilyLinks({ links: repository, views, clock: deps.clock });
   return {

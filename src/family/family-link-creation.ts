@@ -12,7 +12,6 @@ import {
   checkedRelationship,
   comingOfAge,
   familyLinkName,
-  inviteeEmailHash,
   isMinorAt,
   requestIdReused,
 } from "./family-rules.ts";
@@ -34,6 +33,7 @@ export class FamilyLinkCreation {
   readonly #clock: Clock;
   readonly #profiles: Pick<DependentProfiles, "get">;
   readonly #profilesIn: (em: EntityManager) => Pick<DependentProfiles, "create">;
+  readonly #emailIndex: (email: string) => string;
 
   constructor(options: {
     links: FamilyLinkRepository;
@@ -43,12 +43,18 @@ export class FamilyLinkCreation {
     profiles: Pick<DependentProfiles, "get">;
     /** Patient profiles working in the given EntityManager (the transaction of CreateDependent). */
     profilesIn: (em: EntityManager) => Pick<DependentProfiles, "create">;
+    /**
+     * The blind index of an email address (patients.email_index): an invitation by email
+     * stores it, never the address, and finds its invitee by it.
+     */
+    emailIndex: (email: string) => string;
   }) {
     this.#links = options.links;
     this.#views = options.views;
     this.#clock = options.clock;
     this.#profiles = options.profiles;
     this.#profilesIn = options.profilesIn;
+    this.#emailIndex = options.emailIndex;
   }
 
   /**
@@ -142,7 +148,7 @@ export class FamilyLinkCreation {
     const relationship = checkedRelationship(input.relationship, "family_link.relationship");
     const grants = checkedGrants(input.grants, "family_link.grants");
     const requestId = checkedRequestId(input.requestId);
-    const emailHash = input.inviteeEmail === undefined ? undefined : inviteeEmailHash(input.inviteeEmail);
+    const emailHash = input.inviteeEmail === undefined ? undefined : this.#emailIndex(input.inviteeEmail);
     const sameRequest = (done: FamilyLink) =>
       done.guardianId === input.guardianId &&
       done.consent?.method !== "guardian_for_minor" &&
@@ -168,7 +174,7 @@ export class FamilyLinkCreation {
         }
         if ((await this.#links.patientFacts(input.dependentId, em)) === undefined) throw notFound("Patient");
         facts.push(...(await this.#views.expireStale(em, input.guardianId, input.dependentId, now)));
-      } else if (emailHash === inviteeEmailHash(guardian.email)) {
+      } else if (emailHash === guardian.emailIndex) {
         throw invalidArgument("family_link.invitee_email", "a patient cannot be their own dependent");
       }
       const id = uuidV7(now.getTime());

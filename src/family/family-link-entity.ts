@@ -21,8 +21,9 @@ import {
  * never through the unit of work; the relations exist for the foreign keys.
  *
  * - `dependent_id` is null for an invitation by email until a patient answers it; the
- *   invitee is found by `invitee_email_hash` (SHA-256 of the lowercased address), so
- *   the address is not stored a second time and the guardian learns nothing from it.
+ *   invitee is found by `invitee_email_hash` (the address's blind index, as
+ *   `patients.email_index` holds it: an HMAC under its own key), so the address is
+ *   not stored a second time and the guardian learns nothing from it.
  * - `state` is the stored state; EXPIRED is also evaluated at read time from
  *   `end_time` (a minor's age of majority) and the invitation's age, so no job runs.
  * - At most one link per (guardian, dependent) waits for consent or is in force: the

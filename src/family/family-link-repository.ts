@@ -62,7 +62,8 @@ export interface LinkQuery {
 /** What the service reads about a patient for family rules. */
 export interface PatientFacts {
   readonly id: string;
-  readonly email: string;
+  /** The blind index of the profile's email (invitations by email are matched by it). */
+  readonly emailIndex: string;
   readonly birthDate: string;
   readonly displayName: string;
 }
@@ -73,16 +74,17 @@ type SqlValue = string | number | null | readonly string[];
 /** The columns of `patients` the family rules read. */
 interface PatientRow {
   readonly id: string;
-  readonly email: string;
+  readonly email_index: string;
   readonly birth_date: string;
   readonly given_name: string;
   readonly family_name: string;
 }
 
-/** SHA-256 of a patient's stored (lowercased) email, as family-rules.ts `inviteeEmailHash` computes it. */
-const emailHashOf = (alias: string) => `encode(sha256(convert_to(${alias}."email", 'UTF8')), 'hex')`;
-/** The email hash of the patient given as the parameter; null when there is none. */
-const callerEmailHash = `(select ${emailHashOf("c")} from "patients" c where c."id" = ? and c."deleted_at" is null)`;
+/**
+ * The email blind index of the patient given as the parameter (what `invitee_email_hash`
+ * holds for an invitation by email); null when there is none.
+ */
+const callerEmailHash = `(select c."email_index" from "patients" c where c."id" = ? and c."deleted_at" is null)`;
 /** The state a link reads as at a time (parameters: now, now, lapsedBefore); family-rules.ts `effectiveState`. */
 const effectiveStateSql =
   `(case when fl."state" = 'active' and fl."end_time" <= ? then 'expired' ` +
@@ -270,14 +272,14 @@ export class FamilyLinkRepository {
   async patientFacts(id: string, em: EntityManager = this.#em()): Promise<PatientFacts | undefined> {
     if (!isUuid(id)) return undefined;
     const record: PatientRow | undefined = await em.execute<PatientRow>(
-      `select "id", "email", "birth_date", "given_name", "family_name" from "patients" where "id" = ? and "deleted_at" is null`,
+      `select "id", "email_index", "birth_date", "given_name", "family_name" from "patients" where "id" = ? and "deleted_at" is null`,
       [id],
       "get",
     );
     if (record === undefined) return undefined;
     return {
       id: record.id,
-      email: record.email,
+      emailIndex: record.email_index,
       birthDate: dateText(record.birth_date),
       displayName: displayName(record.given_name, record.family_name),
     };

@@ -92,7 +92,7 @@ export interface FamilyLink {
   readonly guardianId: string;
   /** Undefined for an invitation by email that no patient has answered yet. */
   readonly dependentId: string | undefined;
-  /** SHA-256 (hex) of the lowercased invitee email, for an invitation by email. */
+  /** The invitee email's blind index (hex HMAC, as `patients.email_index`), for an invitation by email. */
   readonly inviteeEmailHash: string | undefined;
   readonly relationship: Relationship;
   readonly grants: readonly FamilyGrantName[];

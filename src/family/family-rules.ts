@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { DomainError, etagMismatch, invalidArgument, notFound } from "../shared/domain-errors.ts";
 import {
   type Caller,
@@ -158,15 +157,6 @@ export function checkedRelationship(relationship: Relationship | undefined, fiel
     throw invalidArgument(field, "a relationship is required");
   }
   return relationship;
-}
-
-/**
- * SHA-256 (hex) of the lowercased email: lets an invitation find its invitee without
- * the service storing their address a second time. Patients' emails are stored
- * lowercased by the same `toLowerCase`, so the database can compute the same hash.
- */
-export function inviteeEmailHash(email: string): string {
-  return createHash("sha256").update(email.toLowerCase(), "utf8").digest("hex");
 }
 
 /** The resource name of a link. */

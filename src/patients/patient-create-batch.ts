@@ -1,6 +1,7 @@
 import { DriverException, type EntityManager } from "@mikro-orm/postgresql";
 import { alreadyExists, DomainError, notFound } from "../shared/domain-errors.ts";
 import type { Patient } from "./patient.ts";
+import type { PatientSealer, SealedColumns } from "./patient-contact.ts";
 import { calendarDateToText, type PatientRecord, patientColumns, patientFromRecord } from "./patient-entity.ts";
 
 /** A create checked and given its id and time, waiting to be written with the others of its turn. */
@@ -9,27 +10,31 @@ export interface PendingCreate {
   readonly patient: Patient;
   /** The AIP-155 request id, when the caller sent one. */
   readonly requestId: string | undefined;
+  /** Its contact, emergency and payment fields, sealed under its new data key, and the email's blind index. */
+  readonly sealed: SealedColumns;
 }
 
-/** A row found by request id, with whether it has been deleted since. */
-type ReplayRecord = PatientRecord & { readonly create_request_id: string; readonly deleted: boolean };
+/** A row found by request id, with its email's blind index and whether it has been deleted since. */
+type ReplayRecord = PatientRecord & {
+  readonly create_request_id: string;
+  readonly email_index: string;
+  readonly deleted: boolean;
+};
 
 const resource = "Patient";
 
-/** A `patients` row as the INSERT reads it from JSON: jsonb columns as nested JSON, `updated_at` and `version` implied. */
+/** A `patients` row as the INSERT reads it from JSON, `updated_at` and `version` implied. */
 interface Row {
   readonly id: string;
   readonly given_name: string;
   readonly family_name: string;
   readonly birth_date: string;
   readonly sex: string;
-  readonly email: string;
-  readonly phone: string;
   readonly preferred_language: string;
-  readonly upi_id: string;
-  readonly address: object | null;
-  readonly insurance: object | null;
-  readonly emergency_contacts: readonly object[];
+  readonly contact_sealed: string;
+  readonly email_index: string;
+  readonly data_key_wrapped: string;
+  readonly data_key_id: string;
   readonly created_at: string;
   readonly create_request_id: string | null;
 }
@@ -39,10 +44,10 @@ interface Row {
  * statement text is the same for every batch size, and the rows travel as one value:
  * MikroORM inlines parameters as literals and escapes strings character by character
  * in JavaScript (~10 µs per row here), while a Buffer is written as hex by Node. The
- * jsonb parts (address, insurance, contacts) are nested JSON, not strings in strings.
+ * contact fields arrive sealed (patient-contact.ts): the database never sees them in clear.
  *
  * `on conflict do nothing` has no target, so every unique index is an arbiter: the
- * request id's and the email's (partial, live rows only). A row that conflicts with
+ * request id's and the email blind index's (partial, live rows only). A row that conflicts with
  * a stored row, or with one inserted earlier by the same statement, is skipped
  * instead of failing the statement; `returning "id"` tells which rows went in.
  */
@@ -53,13 +58,11 @@ const insertSql = (() => {
     family_name: "text",
     birth_date: "date",
     sex: "text",
-    email: "text",
-    phone: "text",
     preferred_language: "text",
-    upi_id: "text",
-    address: "jsonb",
-    insurance: "jsonb",
-    emergency_contacts: "jsonb",
+    contact_sealed: "text",
+    email_index: "text",
+    data_key_wrapped: "text",
+    data_key_id: "text",
     created_at: "timestamptz",
     create_request_id: "uuid",
   } satisfies Record<keyof Row, string>;
@@ -91,13 +94,14 @@ const insertSql = (() => {
 export async function insertPatients(
   em: EntityManager,
   creates: readonly PendingCreate[],
+  sealer: PatientSealer,
 ): Promise<(Patient | Error)[]> {
   let inserted: { id: string }[];
   try {
     inserted = await em.execute<{ id: string }[]>(insertSql, [rowsJson(creates)], "all");
   } catch (error) {
     if (creates.length === 1 || !isRefusalOfData(error)) return creates.map(() => asError(error));
-    const alone = await Promise.all(creates.map((create) => insertPatients(em, [create])));
+    const alone = await Promise.all(creates.map((create) => insertPatients(em, [create], sealer)));
     return alone.map(([outcome]) => outcome as Patient | Error);
   }
   if (inserted.length === creates.length) return creates.map((create) => create.patient);
@@ -109,7 +113,7 @@ export async function insertPatients(
   return creates.map((create) => {
     if (stored.has(create.patient.id)) return create.patient;
     const replay = create.requestId === undefined ? undefined : replays.get(create.requestId);
-    return replay === undefined ? emailTaken() : replayed(replay, create.patient.contact.email);
+    return replay === undefined ? emailTaken() : replayed(replay, create.sealed.emailIndex, sealer);
   });
 }
 
@@ -121,19 +125,17 @@ export async function insertPatients(
  */
 function rowsJson(creates: readonly PendingCreate[]): Buffer {
   const rows = creates.map(
-    ({ patient, requestId }): Row => ({
+    ({ patient, requestId, sealed }): Row => ({
       id: patient.id,
       given_name: patient.legalName.given,
       family_name: patient.legalName.family,
       birth_date: calendarDateToText(patient.birthDate),
       sex: patient.sex,
-      email: patient.contact.email,
-      phone: patient.contact.phone,
       preferred_language: patient.preferredLanguage,
-      upi_id: patient.upiId,
-      address: patient.contact.address ?? null,
-      insurance: patient.insurance ?? null,
-      emergency_contacts: patient.emergencyContacts,
+      contact_sealed: sealed.contactSealed,
+      email_index: sealed.emailIndex,
+      data_key_wrapped: sealed.dataKeyWrapped,
+      data_key_id: sealed.dataKeyId,
       created_at: patient.createTime.toISOString(),
       create_request_id: requestId ?? null,
     }),
@@ -145,7 +147,7 @@ function rowsJson(creates: readonly PendingCreate[]): Buffer {
 async function replayRecords(em: EntityManager, requestIds: readonly string[]): Promise<Map<string, ReplayRecord>> {
   if (requestIds.length === 0) return new Map();
   const records = await em.execute<ReplayRecord[]>(
-    `select ${patientColumns}, "create_request_id", "deleted_at" is not null as "deleted" ` +
+    `select ${patientColumns}, "create_request_id", "email_index", "deleted_at" is not null as "deleted" ` +
       `from "patients" where "create_request_id" in (?)`,
     [[...new Set(requestIds)]],
     "all",
@@ -153,17 +155,22 @@ async function replayRecords(em: EntityManager, requestIds: readonly string[]): 
   return new Map(records.map((record) => [record.create_request_id, record]));
 }
 
-/** A retry's answer: the profile its request made, as it is now, if still live and made for the same email. */
-function replayed(record: ReplayRecord, email: string): Patient | Error {
+/** A retry's answer: the profile its request made, as it is now, if still live and made for the same email (by blind index). */
+function replayed(record: ReplayRecord, emailIndex: string, sealer: PatientSealer): Patient | Error {
   // A retry must neither resurrect a deleted profile nor make a new one.
   if (record.deleted) return notFound(resource);
-  if (record.email !== email) {
+  if (record.email_index !== emailIndex) {
     const description = "was already used for a different request";
     return new DomainError("invalid-argument", "REQUEST_ID_REUSED", `This request_id ${description}.`, {
       violations: [{ field: "request_id", description }],
     });
   }
-  return patientFromRecord(record);
+  try {
+    return patientFromRecord(record, sealer.open(record));
+  } catch (error) {
+    // DATA_LOSS for this create alone, not the batch.
+    return asError(error);
+  }
 }
 
 /** ALREADY_EXISTS for an email a live profile has; the message does not repeat the address. */

@@ -1,14 +1,7 @@
 import { defineEntity, p } from "@mikro-orm/core";
-import type {
-  CalendarDate,
-  EmergencyContact,
-  Insurance,
-  Patient,
-  PatientFields,
-  PostalAddress,
-  Sex,
-} from "./patient.ts";
+import type { CalendarDate, Patient, PatientFields, Sex } from "./patient.ts";
 import { sexes } from "./patient.ts";
+import type { SealedFields } from "./patient-contact.ts";
 
 /**
  * The `patients` table. The schema lives here (and in the committed migrations, which
@@ -18,15 +11,19 @@ import { sexes } from "./patient.ts";
  * Column choices:
  * - `id` is a UUIDv7 made in code (src/shared/uuid-v7.ts), so an INSERT needs no
  *   RETURNING round trip and ids sort by creation time.
- * - Names, birth date, sex, email, phone, language and UPI id are columns: they carry
- *   constraints and are what searches and reports filter on. Address, insurance and
- *   emergency contacts are jsonb: read and written whole, never queried by their parts.
+ * - Names, birth date, sex and language are columns in clear. The contact details
+ *   (email, phone, address), emergency contacts, UPI id and insurance are sealed
+ *   together in `contact_sealed` with the row's own data key (envelope encryption,
+ *   patient-contact.ts), which is stored wrapped by a key-encryption key in
+ *   `data_key_wrapped` (its KEK's id in `data_key_id`, indexed for key rotation).
+ * - `email_index` is the email's blind index (an HMAC under its own key): the unique
+ *   index and look-ups by email use it, never the address.
  * - Timestamps are `timestamptz(3)`: JavaScript dates hold milliseconds, and the
  *   list cursor carries `created_at`, so the column must round-trip through a Date
  *   exactly or keyset paging would skip or repeat rows.
  * - `deleted_at` makes delete a soft delete: the row stays for what the law needs
  *   (retention, the audit trail of a later issue) but every read filters it out, and
- *   the partial unique index on email frees the address for a new profile.
+ *   the partial unique index on the email's blind index frees the address for a new profile.
  * - `create_request_id` is the AIP-155 request id of the create that made the row;
  *   its unique index turns a retried create into a conflict the repository replays.
  */
@@ -40,14 +37,13 @@ export const PatientEntity = defineEntity({
     /** `YYYY-MM-DD`: MikroORM maps `date` columns to strings, which avoids time-zone shifts. */
     birthDate: p.date(),
     sex: p.enum(sexes),
-    /** Lowercased, and a check keeps it so: uniqueness must not depend on case. */
-    email: p.string().length(254).check("email = lower(email)"),
-    phone: p.string().length(16),
     preferredLanguage: p.string().length(35),
-    upiId: p.string().length(255),
-    address: p.json<PostalAddress>().nullable(),
-    insurance: p.json<Insurance>().nullable(),
-    emergencyContacts: p.json<EmergencyContact[]>(),
+    /** Email, phone, address, emergency contacts, UPI id and insurance: JSON, sealed (AES-256-GCM). */
+    contactSealed: p.text(),
+    /** HMAC-SHA-256 (hex) of the trimmed, lower-cased email under BLIND_INDEX_KEY_FILE. */
+    emailIndex: p.string().length(64),
+    dataKeyWrapped: p.text(),
+    dataKeyId: p.string().length(32).index("patients_data_key_idx"),
     /** Optimistic lock: every change bumps it, and a write guarded by a stale one matches no row. */
     version: p.integer().version(),
     createdAt: p.datetime(3),
@@ -57,7 +53,7 @@ export const PatientEntity = defineEntity({
   },
   uniques: [
     // Unique among live profiles only, so the address is free again after a delete.
-    { name: "patients_email_live_unique", properties: ["email"], where: "deleted_at is null" },
+    { name: "patients_email_index_live_unique", properties: ["emailIndex"], where: "deleted_at is null" },
   ],
   indexes: [
     // Serves List: newest first, keyset on (created_at, id), live rows only.
@@ -74,12 +70,12 @@ export const PatientEntity = defineEntity({
 
 /** Every column a read returns, in the order of `PatientRecord`. */
 export const patientColumns =
-  '"id", "given_name", "family_name", "birth_date", "sex", "email", "phone", "preferred_language", "upi_id", ' +
-  '"address", "insurance", "emergency_contacts", "version", "created_at", "updated_at"';
+  '"id", "given_name", "family_name", "birth_date", "sex", "preferred_language", "contact_sealed", ' +
+  '"data_key_wrapped", "version", "created_at", "updated_at"';
 
 /**
- * A row as `em.execute` returns it. The pg driver parses jsonb; MikroORM's type
- * parsers leave `date` and `timestamptz` as text (so no time zone shifts a birthday).
+ * A row as `em.execute` returns it. MikroORM's type parsers leave `date` and
+ * `timestamptz` as text (so no time zone shifts a birthday).
  */
 export interface PatientRecord {
   readonly id: string;
@@ -87,30 +83,29 @@ export interface PatientRecord {
   readonly family_name: string;
   readonly birth_date: string;
   readonly sex: Sex;
-  readonly email: string;
-  readonly phone: string;
   readonly preferred_language: string;
-  readonly upi_id: string;
-  readonly address: PostalAddress | null;
-  readonly insurance: Insurance | null;
-  readonly emergency_contacts: EmergencyContact[];
+  readonly contact_sealed: string;
+  readonly data_key_wrapped: string;
   readonly version: number;
   readonly created_at: string | Date;
   readonly updated_at: string | Date;
 }
 
-/** A row to the domain type, by hand: GetPatient's hot path, where the ORM's find and hydration cost more than the query. */
-export function patientFromRecord(record: PatientRecord): Patient {
+/**
+ * A row and its opened fields to the domain type, by hand: GetPatient's hot path,
+ * where the ORM's find and hydration cost more than the query.
+ */
+export function patientFromRecord(record: PatientRecord, sealed: SealedFields): Patient {
   return {
     id: record.id,
     legalName: { given: record.given_name, family: record.family_name },
     birthDate: calendarDateFromText(record.birth_date),
     sex: record.sex,
-    contact: { email: record.email, phone: record.phone, address: record.address ?? undefined },
+    contact: { email: sealed.email, phone: sealed.phone, address: sealed.address ?? undefined },
     preferredLanguage: record.preferred_language,
-    upiId: record.upi_id,
-    insurance: record.insurance ?? undefined,
-    emergencyContacts: record.emergency_contacts,
+    upiId: sealed.upiId,
+    insurance: sealed.insurance ?? undefined,
+    emergencyContacts: sealed.emergencyContacts,
     createTime: toDate(record.created_at),
     updateTime: toDate(record.updated_at),
     version: record.version,
@@ -121,14 +116,13 @@ export function patientFromRecord(record: PatientRecord): Patient {
 export type SqlValue = string | number | null;
 
 /**
- * The columns that hold the given fields, with their SQL values. Only the fields
+ * The clear columns that hold the given fields, with their SQL values. Only the fields
  * present as keys are included, which is what lets an update change exactly the
- * fields its mask names (nested values such as `contact` are replaced whole; the
- * caller merges a nested mask first). An undefined `birthDate` is skipped: callers
- * reject it before. jsonb values are serialised here, because MikroORM would render
- * an array parameter as a comma-separated list.
+ * fields its mask names. An undefined `birthDate` is skipped: callers reject it
+ * before. The sealed fields (contact, UPI id, insurance, emergency contacts) are not
+ * here: they change together, sealed again (patient-contact.ts).
  */
-export function columnsOf(fields: Partial<PatientFields>): Map<string, SqlValue> {
+export function clearColumnsOf(fields: Partial<PatientFields>): Map<string, SqlValue> {
   const columns = new Map<string, SqlValue>();
   if (fields.legalName !== undefined) {
     columns.set("given_name", fields.legalName.given);
@@ -136,20 +130,7 @@ export function columnsOf(fields: Partial<PatientFields>): Map<string, SqlValue>
   }
   if (fields.birthDate !== undefined) columns.set("birth_date", calendarDateToText(fields.birthDate));
   if (fields.sex !== undefined) columns.set("sex", fields.sex);
-  if (fields.contact !== undefined) {
-    columns.set("email", fields.contact.email.toLowerCase());
-    columns.set("phone", fields.contact.phone);
-    columns.set("address", fields.contact.address === undefined ? null : JSON.stringify(fields.contact.address));
-  }
   if (fields.preferredLanguage !== undefined) columns.set("preferred_language", fields.preferredLanguage);
-  if (fields.upiId !== undefined) columns.set("upi_id", fields.upiId);
-  // `insurance: undefined` present as a key means "remove the insurance".
-  if ("insurance" in fields) {
-    columns.set("insurance", fields.insurance === undefined ? null : JSON.stringify(fields.insurance));
-  }
-  if (fields.emergencyContacts !== undefined) {
-    columns.set("emergency_contacts", JSON.stringify(fields.emergencyContacts));
-  }
   return columns;
 }
 

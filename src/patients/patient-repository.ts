@@ -4,8 +4,15 @@ import type { Orm } from "../db/orm.ts";
 import { type DomainError, etagMismatch, invalidArgument, notFound } from "../shared/domain-errors.ts";
 import { isUuid, uuidV7 } from "../shared/uuid-v7.ts";
 import type { Patient, PatientFields } from "./patient.ts";
+import { type PatientSealer, sealedFieldsOf, touchesSealedFields } from "./patient-contact.ts";
 import { emailTaken, insertPatients, type PendingCreate } from "./patient-create-batch.ts";
-import { columnsOf, type PatientRecord, patientColumns, patientFromRecord, type SqlValue } from "./patient-entity.ts";
+import {
+  clearColumnsOf,
+  type PatientRecord,
+  patientColumns,
+  patientFromRecord,
+  type SqlValue,
+} from "./patient-entity.ts";
 
 /** Where a page of `list` starts: after this patient in newest-first order. */
 export type PatientCursor = { readonly createTime: string; readonly id: string };
@@ -36,12 +43,28 @@ const resource = "Patient";
  * same query through a raw `pg` pool: `em.findOne` ~0.35x, the query builder
  * ~0.45x, `em.execute` ~0.75-1x (the fork itself costs ~4 µs). The entity still
  * defines the schema; test/db/schema-drift.test.ts keeps the migrations in step.
+ *
+ * Contact, emergency and payment fields are sealed before they reach SQL and opened
+ * after (`PatientSealer`, envelope encryption with a data key per profile); the email
+ * is found and kept unique by its blind index. A row that does not open is DATA_LOSS.
  */
 export class PatientRepository {
   readonly #em: () => EntityManager;
+  readonly #sealer: PatientSealer;
 
-  constructor(source: Orm | (() => EntityManager)) {
+  constructor(source: Orm | (() => EntityManager), sealer: PatientSealer) {
     this.#em = typeof source === "function" ? source : () => source.em.fork();
+    this.#sealer = sealer;
+  }
+
+  /** The same repository working in `em` (a caller's transaction). */
+  within(em: EntityManager): PatientRepository {
+    return new PatientRepository(() => em, this.#sealer);
+  }
+
+  /** The blind index of an email address, as `patients.email_index` stores it. */
+  emailIndexOf(email: string): string {
+    return this.#sealer.emailIndex(email);
   }
 
   /**
@@ -73,23 +96,30 @@ export class PatientRepository {
       updateTime: now,
       version: 1,
     };
-    return this.#creates.load({ patient, requestId });
+    return this.#creates.load({
+      patient,
+      requestId,
+      sealed: this.#sealer.sealNew(patient.id, sealedFieldsOf(patient)),
+    });
   }
 
   // Gathered like reads (below). Batches of at most 32 keep two or more INSERTs in
   // flight under the benchmark's load, so the pool and the database stay busy.
-  readonly #creates = new DataLoader<PendingCreate, Patient>((creates) => insertPatients(this.#em(), creates), {
-    cache: false,
-    maxBatchSize: 32,
-    batchScheduleFn: (run) => setImmediate(run),
-  });
+  readonly #creates = new DataLoader<PendingCreate, Patient>(
+    (creates) => insertPatients(this.#em(), creates, this.#sealer),
+    {
+      cache: false,
+      maxBatchSize: 32,
+      batchScheduleFn: (run) => setImmediate(run),
+    },
+  );
 
   /**
    * Runs `work` in one transaction with a repository bound to it, so a change and
    * what must happen with it (its audit entry) commit or roll back together.
    */
   async inTransaction<T>(work: (repository: PatientRepository, em: EntityManager) => Promise<T>): Promise<T> {
-    return this.#em().transactional((tx) => work(new PatientRepository(() => tx), tx));
+    return this.#em().transactional((tx) => work(this.within(tx), tx));
   }
 
   /**
@@ -105,7 +135,7 @@ export class PatientRepository {
     if (!isUuid(id)) throw notFound(resource);
     const record = await this.#byId.load(id);
     if (record === undefined) throw notFound(resource);
-    return patientFromRecord(record);
+    return this.#toPatient(record);
   }
 
   // HTTP/2 delivers each request in its own tick, so a batch waits for the next turn
@@ -132,6 +162,11 @@ export class PatientRepository {
    * an optional field such as `insurance`) and bumps the version, in one UPDATE.
    * With `expectedVersion`, the update applies only to that version: a stale one is
    * ABORTED with reason ETAG_MISMATCH. An empty `changes` writes nothing.
+   *
+   * A change of a sealed field (contact, UPI id, insurance, emergency contacts) reads
+   * the row first, opens its sealed fields, lays the change over them and seals them
+   * again under the row's data key; the UPDATE then applies only to the version read,
+   * and a concurrent change in between makes it read again (a few times at most).
    */
   async update(id: string, changes: Partial<PatientFields>, expectedVersion?: number): Promise<Patient> {
     if (!isUuid(id)) throw notFound(resource);
@@ -139,26 +174,56 @@ export class PatientRepository {
       throw invalidArgument("patient.birth_date", "is required");
     }
     const em = this.#em();
-    const columns = columnsOf(changes);
-    if (columns.size === 0) {
-      const current = await this.get(id);
-      if (expectedVersion !== undefined && current.version !== expectedVersion) throw etagMismatch(resource);
-      return current;
+    const columns = clearColumnsOf(changes);
+    if (!touchesSealedFields(changes)) {
+      if (columns.size === 0) {
+        const current = await this.get(id);
+        if (expectedVersion !== undefined && current.version !== expectedVersion) throw etagMismatch(resource);
+        return current;
+      }
+      return (await this.#write(em, id, columns, expectedVersion)) ?? (await this.#noRow(em, id));
     }
+    for (let attempt = 0; ; attempt++) {
+      const current: PatientRecord | undefined = await em.execute<PatientRecord>(
+        `select ${patientColumns} from "patients" where "id" = ? and "deleted_at" is null`,
+        [id],
+        "get",
+      );
+      if (current === undefined) throw notFound(resource);
+      if (expectedVersion !== undefined && current.version !== expectedVersion) throw etagMismatch(resource);
+      const sealed = this.#sealer.reseal(current, sealedFieldsOf(changes, this.#sealer.open(current)));
+      const all = new Map(columns).set("contact_sealed", sealed.contactSealed).set("email_index", sealed.emailIndex);
+      const written = await this.#write(em, id, all, current.version);
+      if (written !== undefined) return written;
+      // Changed since it was read: read again; after a few tries, ABORTED (the client retries).
+      if (attempt >= 4) return this.#noRow(em, id);
+    }
+  }
+
+  /** One UPDATE of these columns (of that version only, when given), returning the profile; undefined when no row matched. */
+  async #write(
+    em: EntityManager,
+    id: string,
+    columns: ReadonlyMap<string, SqlValue>,
+    version: number | undefined,
+  ): Promise<Patient | undefined> {
     const assignments = [...columns.keys()].map((name) => `"${name}" = ?`).join(", ");
     const params: SqlValue[] = [...columns.values(), new Date().toISOString(), id];
-    if (expectedVersion !== undefined) params.push(expectedVersion);
+    if (version !== undefined) params.push(version);
     const record: PatientRecord | undefined = await mapEmailConflict(() =>
       em.execute<PatientRecord>(
         `update "patients" set ${assignments}, "version" = "version" + 1, "updated_at" = ? ` +
-          `where "id" = ? and "deleted_at" is null${expectedVersion === undefined ? "" : ` and "version" = ?`} ` +
+          `where "id" = ? and "deleted_at" is null${version === undefined ? "" : ` and "version" = ?`} ` +
           `returning ${patientColumns}`,
         params,
         "get",
       ),
     );
-    if (record === undefined) throw await this.#whyNoRow(em, id);
-    return patientFromRecord(record);
+    return record === undefined ? undefined : this.#toPatient(record);
+  }
+
+  async #noRow(em: EntityManager, id: string): Promise<never> {
+    throw await this.#whyNoRow(em, id);
   }
 
   /**
@@ -202,10 +267,15 @@ export class PatientRepository {
       params,
       "all",
     );
-    const patients = records.slice(0, pageSize).map(patientFromRecord);
+    const patients = records.slice(0, pageSize).map((record) => this.#toPatient(record));
     const last = patients.at(-1);
     if (records.length <= pageSize || last === undefined) return { patients };
     return { patients, nextCursor: { createTime: last.createTime.toISOString(), id: last.id } };
+  }
+
+  /** A row and its opened sealed fields; DATA_LOSS when they do not open. */
+  #toPatient(record: PatientRecord): Patient {
+    return patientFromRecord(record, this.#sealer.open(record));
   }
 
   /** After a guarded write matched no row: was the profile missing, or the version stale? */
@@ -229,7 +299,7 @@ async function mapEmailConflict<T>(write: () => Promise<T>): Promise<T> {
   } catch (error) {
     if (
       error instanceof UniqueConstraintViolationException &&
-      (error as { constraint?: string }).constraint === "patients_email_live_unique"
+      (error as { constraint?: string }).constraint === "patients_email_index_live_unique"
     ) {
       throw emailTaken();
     }

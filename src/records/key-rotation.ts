@@ -16,6 +16,9 @@ export interface WrappedKeyTable {
 export const wrappedKeyTables: readonly WrappedKeyTable[] = Object.freeze([
   { table: "medical_records", keyIdColumn: "data_key_id" },
   { table: "patient_devices" },
+  // Profiles' contact fields and accounts' login emails (issue #6), each row with its own data key.
+  { table: "patients", keyIdColumn: "data_key_id" },
+  { table: "accounts", keyIdColumn: "data_key_id" },
 ]);
 
 /** One batch done, or a table's start (`batchRewrapped` 0). */

@@ -37,6 +37,9 @@ describe("the outbox relay", () => {
         AUTH_SIGNING_KEY_FILE: join(keys, "auth-signing-key.pem"),
         SECRET_KEY_FILE: join(keys, "secret.key"),
         AUDIT_SIGNING_KEY_FILE: join(keys, "audit-signing-key.pem"),
+        // Profiles are sealed with these: a replica reads what the other wrote.
+        DATA_ENCRYPTION_KEYS_FILE: join(keys, "data-encryption-keys"),
+        BLIND_INDEX_KEY_FILE: join(keys, "blind-index.key"),
       },
       { database, redisKeyPrefix },
     );

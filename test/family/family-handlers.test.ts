@@ -24,6 +24,7 @@ import {
   handlerContext,
   patientPrincipal as asPatient,
 } from "../support/handler-context.ts";
+import { testPatientSealer } from "../support/test-crypto.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 import { dependentJson, familyCaller, ManualClock, profile, RecordingAudit } from "./family-fixtures.ts";
 
@@ -41,7 +42,7 @@ let call: ReturnType<typeof familyCaller>;
 beforeAll(async () => {
   db = await createTestDatabase();
   orm = await createOrm({ url: db.url, poolMax: 4 });
-  patients = new PatientRepository(orm);
+  patients = new PatientRepository(orm, testPatientSealer());
 });
 
 afterAll(async () => {
@@ -53,7 +54,7 @@ beforeEach(() => {
   clock = new ManualClock(start);
   audit = new RecordingAudit();
   access = new FamilyAccess(() => orm.em.fork(), clock);
-  call = familyCaller({ em: () => orm.em.fork(), clock, audit });
+  call = familyCaller({ em: () => orm.em.fork(), patients, clock, audit });
 });
 
 /** An adult patient with their own profile (born 1985). */
@@ -116,7 +117,7 @@ describe("CreateDependent: a guardian creates a minor's profile", () => {
   });
 
   it("uses the configured age of majority", async () => {
-    const call21 = familyCaller({ em: () => orm.em.fork(), clock, audit, ageOfMajority: 21 });
+    const call21 = familyCaller({ em: () => orm.em.fork(), patients, clock, audit, ageOfMajority: 21 });
     const guardian = await adult();
     const { familyLink } = await call21(asPatient(guardian.id), "createDependent", {
       parent: `patients/${guardian.id}`,
@@ -241,7 +242,9 @@ describe("CreateDependent: a guardian creates a minor's profile", () => {
       parent: `patients/${guardian.id}`,
     });
     expect(familyLinks).toEqual([]);
-    const rows = await orm.em.fork().execute(`select "id" from "patients" where "email" = ?`, [email]);
+    const rows = await orm.em
+      .fork()
+      .execute(`select "id" from "patients" where "email_index" = ?`, [patients.emailIndexOf(email)]);
     expect(rows).toEqual([]);
   });
 });
@@ -264,7 +267,7 @@ describe("audit of changes", () => {
       const noSink = { record: async () => undefined, recordWithin: async () => undefined };
       const callAudit = new CallAudit(noSink, context, request, AuditAction.CREATE);
       context.values.set(callAuditKey, callAudit);
-      const service = familyService({ em: () => orm.em.fork(), clock, audit });
+      const service = familyService({ em: () => orm.em.fork(), patients, clock, audit });
       await Promise.resolve(service.createFamilyLink?.(request, context)).catch(() => undefined);
       return callAudit.recorded;
     };

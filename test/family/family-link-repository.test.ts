@@ -6,10 +6,10 @@ import { createOrm, type Orm } from "../../src/db/orm.ts";
 import { FamilyAccess } from "../../src/family/family-access.ts";
 import type { LinkState } from "../../src/family/family-link.ts";
 import { FamilyLinkRepository, type NewLink } from "../../src/family/family-link-repository.ts";
-import { inviteeEmailHash } from "../../src/family/family-rules.ts";
 import type { Patient } from "../../src/patients/patient.ts";
 import { PatientRepository } from "../../src/patients/patient-repository.ts";
 import { uuidV7 } from "../../src/shared/uuid-v7.ts";
+import { testPatientSealer } from "../support/test-crypto.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 import { ManualClock, profile } from "./family-fixtures.ts";
 
@@ -21,7 +21,7 @@ let links: FamilyLinkRepository;
 beforeAll(async () => {
   db = await createTestDatabase();
   orm = await createOrm({ url: db.url, poolMax: 4 });
-  patients = new PatientRepository(orm);
+  patients = new PatientRepository(orm, testPatientSealer());
   links = new FamilyLinkRepository(orm);
 });
 
@@ -178,12 +178,12 @@ describe("FamilyLinkRepository", () => {
     expect((await links.find(guardian.id, ended.id, undefined))?.link.storedState).toBe("expired");
   });
 
-  it("finds an invitee by the hash PostgreSQL computes from their stored email", async () => {
+  it("finds an invitee by their stored email's blind index", async () => {
     const [guardian, invitee, stranger] = [await adult(), await adult(), await adult()];
     const link = newLink(guardian, undefined, {
       state: "pending_consent",
       consent: undefined,
-      inviteeEmailHash: inviteeEmailHash(invitee.contact.email.toUpperCase()),
+      inviteeEmailHash: patients.emailIndexOf(invitee.contact.email.toUpperCase()),
     });
     await insert(link);
     expect((await links.find(guardian.id, link.id, invitee.id))?.callerIsInvitee).toBe(true);

@@ -3,7 +3,6 @@ import type { Caller, FamilyLink } from "../../src/family/family-link.ts";
 import {
   comingOfAge,
   effectiveState,
-  inviteeEmailHash,
   isMinorAt,
   requireAllowedChange,
   requireEtag,
@@ -101,9 +100,4 @@ describe("who stands where on a link", () => {
     expect(() => requireEtag(link(), "v3")).not.toThrow();
     expect(() => requireEtag(link(), "v2")).toThrow(expect.objectContaining({ reason: "ETAG_MISMATCH" }));
   });
-});
-
-it("hashes invitee emails case-insensitively", () => {
-  expect(inviteeEmailHash("Asha@Example.COM")).toBe(inviteeEmailHash("asha@example.com"));
-  expect(inviteeEmailHash("asha@example.com")).toMatch(/^[0-9a-f]{64}$/);
 });

@@ -3,12 +3,15 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import { Device_Platform } from "../../gen/telemed/patient/v1/record_sync_pb.js";
 import { exportJWK, generateKeyPair } from "jose";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withClient } from "../audit/audit-fixtures.ts";
-import { signUpPatient, type TestSession } from "../support/auth-fixtures.ts";
+import { authClient, signUpPatient, type TestSession, testPassword } from "../support/auth-fixtures.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 import { addRecord, note, records } from "./record-fixtures.ts";
@@ -65,6 +68,21 @@ async function keyIds(): Promise<{
         `select split_part("data_key_wrapped", '.', 2) as k, count(*) as n from "patient_devices" group by 1`,
       ),
     };
+  });
+}
+
+/** Rows per KEK id of the profiles' and accounts' data keys (issue #6: contact fields and login emails). */
+async function profileKeyIds(): Promise<{ patients: Record<string, number>; accounts: Record<string, number> }> {
+  return withClient(database.url, async (client) => {
+    const count = async (table: string) =>
+      Object.fromEntries(
+        (
+          await client.query<{ k: string; n: string }>(
+            `select "data_key_id" as k, count(*) as n from "${table}" group by 1`,
+          )
+        ).rows.map((r) => [r.k, Number(r.n)]),
+      );
+    return { patients: await count("patients"), accounts: await count("accounts") };
   });
 }
 
@@ -133,6 +151,7 @@ describe("key rotation (npm run keys:rotate)", () => {
     });
     deviceName = device?.name ?? "";
     expect(await keyIds()).toEqual({ records: { A: 6 }, wrapped: { A: 6 }, devices: { A: 1 } });
+    expect(await profileKeyIds()).toEqual({ patients: { A: 1 }, accounts: { A: 1 } });
 
     const t2 = await restart("ring-ab", "B");
     const text = `Written after the switch ${randomBytes(4).toString("hex")}`;
@@ -165,8 +184,11 @@ describe("key rotation (npm run keys:rotate)", () => {
     expect(resumed.out).toContain("keys:rotate: medical_records: 2 re-wrapped, 3 remaining");
     expect(resumed.out).toContain("keys:rotate: medical_records: 5 re-wrapped, 0 remaining; rows per key: B=7");
     expect(resumed.out).toContain("keys:rotate: patient_devices: 1 re-wrapped, 0 remaining; rows per key: B=1");
+    expect(resumed.out).toContain("keys:rotate: patients: 1 re-wrapped, 0 remaining; rows per key: B=1");
+    expect(resumed.out).toContain("keys:rotate: accounts: 1 re-wrapped, 0 remaining; rows per key: B=1");
     expect(resumed.out).toContain('keys:rotate: done: every wrapped data key is under "B"');
     expect(await keyIds()).toEqual({ records: { B: 7 }, wrapped: { B: 7 }, devices: { B: 1 } });
+    expect(await profileKeyIds()).toEqual({ patients: { B: 1 }, accounts: { B: 1 } });
     await expectAllRead(t);
 
     // Nothing left to do: a run again changes nothing.
@@ -231,5 +253,14 @@ describe("key rotation (npm run keys:rotate)", () => {
     expect(notes.sort()).toEqual([...texts.values()].sort());
     const { devices } = await client.listDevices({ parent: patient.patient });
     expect(devices.map((d) => [d.name, d.pushToken])).toEqual([[deviceName, "push-token-rotation"]]);
+    // The profile's sealed contact fields open under whichever key wraps its data key, and the login finds the account.
+    const profile = await createClient(
+      PatientService,
+      createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors: [patient.interceptor] }),
+    ).getPatient({ name: patient.patient });
+    expect(profile.patient?.contact?.email).toBe(patient.email);
+    expect((await authClient(t).logIn({ email: patient.email, password: testPassword })).outcome.case).toBe(
+      "mfaChallenge",
+    );
   }
 });

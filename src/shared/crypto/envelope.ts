@@ -5,7 +5,7 @@ import {
   createSecretKey,
   hkdfSync,
   type KeyObject,
-  randomBytes,
+  randomFillSync,
 } from "node:crypto";
 import type { KeyRing } from "./key-ring.ts";
 
@@ -64,7 +64,7 @@ export class EnvelopeCipher {
 
   /** A fresh data key for a row, wrapped under the current KEK. */
   newDataKey(binding: RowBinding): DataKey {
-    const plain = randomBytes(32);
+    const plain = random(32);
     return new DataKey(binding, plain, this.#wrap(plain, binding), this.#ring.currentKeyId);
   }
 
@@ -110,6 +110,8 @@ export class DataKey {
   readonly #key: KeyObject;
   /** HMAC keys derived for `mac`, by purpose. */
   readonly #macKeys = new Map<string, KeyObject>();
+  /** Associated data of this row's fields, by column: built once per opened key (cached keys are read often). */
+  readonly #aads = new Map<string, Buffer>();
 
   constructor(binding: RowBinding, plain: Buffer, wrapped: string, keyId: string) {
     this.binding = binding;
@@ -120,7 +122,7 @@ export class DataKey {
 
   /** Encrypts one field of this row with a fresh IV. */
   seal(column: string, plaintext: Uint8Array): string {
-    return `${fieldFormat}.${encrypt(this.#key, plaintext, fieldAad(this.binding, column))}`;
+    return `${fieldFormat}.${encrypt(this.#key, plaintext, this.#aad(column))}`;
   }
 
   /** Decrypts a field sealed for this row and column; `EnvelopeError` otherwise. */
@@ -133,9 +135,18 @@ export class DataKey {
       this.#key,
       parts[1] as string,
       parts[2] as string,
-      fieldAad(this.binding, column),
+      this.#aad(column),
       () => `${where(this.binding)}.${column}`,
     );
+  }
+
+  #aad(column: string): Buffer {
+    let aad = this.#aads.get(column);
+    if (aad === undefined) {
+      aad = fieldAad(this.binding, column);
+      this.#aads.set(column, aad);
+    }
+    return aad;
   }
 
   /**
@@ -164,8 +175,29 @@ export class DataKey {
   }
 }
 
+/**
+ * Random bytes for data keys and IVs, cut from a pool that `randomFillSync` refills
+ * 4 KiB at a time (as node:crypto's randomUUID does): one call per ~70 new rows
+ * instead of two or three `randomBytes` calls (~1.5 µs each) per row. What is handed
+ * out is copied and wiped from the pool.
+ */
+const randomPool = Buffer.alloc(4096);
+let randomPoolOffset = randomPool.length;
+
+function random(size: number): Buffer {
+  if (randomPoolOffset + size > randomPool.length) {
+    randomFillSync(randomPool);
+    randomPoolOffset = 0;
+  }
+  const end = randomPoolOffset + size;
+  const bytes = Buffer.from(randomPool.subarray(randomPoolOffset, end));
+  randomPool.fill(0, randomPoolOffset, end);
+  randomPoolOffset = end;
+  return bytes;
+}
+
 function encrypt(key: KeyObject, plaintext: Uint8Array, aad: Buffer): string {
-  const iv = randomBytes(ivLength);
+  const iv = random(ivLength);
   const cipher = createCipheriv(algorithm, key, iv, { authTagLength: tagLength });
   cipher.setAAD(aad);
   const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
