@@ -49,7 +49,7 @@ export async function startConsultations(
     audit: security.audit,
   };
   const booking = new Booking(deps);
-  const summaries = new ConsultationSummaries(security.auth.secretBox);
+  const summaries = new ConsultationSummaries(context.crypto);
   const feedback = new FeedbackStore(
     repository,
     security.auth.secretBox,

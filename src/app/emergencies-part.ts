@@ -2,7 +2,10 @@ import { EmergencyService } from "../../gen/telemed/patient/v1/emergency_service
 import { createOrm } from "../db/orm.ts";
 import { backoffMs } from "../emergencies/emergency.ts";
 import { emergencyService } from "../emergencies/emergency-handlers.ts";
+import { DispatchSealer, generateDispatchKeys } from "../emergencies/dispatch-details.ts";
 import { EmergencyIntake } from "../emergencies/emergency-intake.ts";
+import { EmergencySealer } from "../emergencies/emergency-sealing.ts";
+import { emergencySqlWith } from "../emergencies/emergency-store.ts";
 import { EmergencyUpdates } from "../emergencies/emergency-updates.ts";
 import { type RunningFailSafe, startFailSafe } from "../emergencies/journal/start-fail-safe.ts";
 import type { EmergencyLane, LaneHandler } from "../emergencies/lane/emergency-lane.ts";
@@ -64,6 +67,20 @@ export async function startEmergencies(
     );
     closers.push(() => orm.close());
     const em = () => orm.em.fork();
+    // Description, location, callback phone and cancel reason: sealed at rest under the app's key ring.
+    const sql = emergencySqlWith(new EmergencySealer(context.crypto));
+    // ... and sealed to the Paramedic Service's key on the lane (the embedded simulator's, when it runs).
+    const paramedic = siblings.simulators?.paramedic;
+    const simulatorKeys = paramedic === undefined ? undefined : await generateDispatchKeys();
+    const dispatchSealer =
+      settings.dispatchKeyFile !== undefined
+        ? await DispatchSealer.fromFile(settings.dispatchKeyFile)
+        : simulatorKeys?.sealer;
+    if (dispatchSealer === undefined) {
+      log.warn(
+        "PARAMEDIC_DISPATCH_KEY_FILE is not set: dispatch requests reach the Paramedic Service WITHOUT description, location or callback phone",
+      );
+    }
     const laneSettings = {
       prefix: settings.lanePrefix,
       publishTimeoutMs: settings.publishTimeoutMs,
@@ -88,6 +105,7 @@ export async function startEmergencies(
       dataDir: config.dataDir,
       codec: security.auth.secretBox,
       em,
+      sql,
       lane: withPrecedence(lane, precedence),
       clock,
       audit: security.audit,
@@ -100,6 +118,8 @@ export async function startEmergencies(
     if (journal !== undefined) closers.push(() => journal.close());
     const intake = new EmergencyIntake({
       em,
+      sql,
+      dispatch: dispatchSealer,
       clock,
       failSafe: journal?.failSafe,
       mergeWindowSeconds: settings.mergeWindowSeconds,
@@ -110,6 +130,7 @@ export async function startEmergencies(
     });
     relay = new OutboxRelay({
       em,
+      sql,
       lane: withPrecedence(lane, precedence),
       clock,
       audit: security.audit,
@@ -130,6 +151,7 @@ export async function startEmergencies(
 
     const applier = new StatusApplier({
       em,
+      sql,
       clock,
       notifier: notifications.notifier,
       audit: security.audit,
@@ -145,7 +167,6 @@ export async function startEmergencies(
     });
     closers.push(() => statusConsumer.stop());
 
-    const paramedic = siblings.simulators?.paramedic;
     if (paramedic !== undefined) {
       // "Another team's service": over NATS it has a connection of its own.
       const paramedicLane =
@@ -158,6 +179,8 @@ export async function startEmergencies(
       if (paramedicLane !== lane) closers.push(() => paramedicLane.close());
       const dispatch: ParamedicDispatch = await startParamedicDispatch(paramedic, paramedicLane, log, {
         retryBaseMs: settings.retryBaseMs,
+        // A configured key is a real Paramedic Service's: the simulator cannot open what is sealed to it.
+        opener: settings.dispatchKeyFile === undefined ? simulatorKeys?.opener : undefined,
       });
       closers.push(() => dispatch.stop());
     }

@@ -30,7 +30,7 @@ export async function startInsights(
   notifications: NotificationsPart,
   records: RecordsPart,
 ): Promise<InsightsPart> {
-  const { config, logger, orm, clock, security } = context;
+  const { config, logger, orm, clock } = context;
   const settings = config.insights;
   const em = () => orm.em.fork();
   const log = logger.child({ component: "insights" });
@@ -41,10 +41,10 @@ export async function startInsights(
     facts: new InsightFacts(
       new RecordRepository(),
       new RecordSealer(records.cipher, log),
-      new ConsultationSummaries(security.auth.secretBox),
+      new ConsultationSummaries(context.crypto),
       log,
     ),
-    box: security.auth.secretBox,
+    keys: context.crypto,
     notifier: notifications.notifier,
     clock,
     settings: { horizonDays: settings.horizonDays, abnormalLookbackDays: settings.abnormalLookbackDays },

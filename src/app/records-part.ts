@@ -77,7 +77,7 @@ export async function startRecords(context: AppContext): Promise<RecordsPart> {
 
 /** Consultation summaries as history records, through the consultations context's own classes. */
 function summarySource(context: AppContext): SummarySource {
-  const summaries = new ConsultationSummaries(context.security.auth.secretBox);
+  const summaries = new ConsultationSummaries(context.crypto);
   const consultations = new ConsultationRepository(() => context.orm.em.fork());
   return {
     async recordOf(em, consultationId) {

@@ -143,7 +143,7 @@ export class Booking {
           cancellation: {
             principal: "",
             role: "system",
-            reason: "The slot could not be confirmed.",
+            reasonSealed: sealText(this.#deps.secretBox, "The slot could not be confirmed.", booking.id) ?? null,
             code: "booking_failed",
             time: clock.now(),
           },

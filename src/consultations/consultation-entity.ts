@@ -50,7 +50,8 @@ export const ConsultationEntity = defineEntity({
     actualEndTime: p.datetime(3).nullable(),
     cancelledBy: p.string().length(255).nullable(),
     cancelledByRole: p.enum(consultationActorRoles).nullable(),
-    cancelReason: p.string().length(500).nullable(),
+    /** The canceller's words, sealed like the reason (issue #6: free text is never stored in clear). */
+    cancelReasonSealed: p.text().nullable(),
     /** Why the system cancelled (`booking_failed`), so a retried booking gets the same error. */
     cancelCode: p.string().length(32).nullable(),
     cancelTime: p.datetime(3).nullable(),

@@ -4,7 +4,7 @@ import type { ConsultationSummary } from "../../gen/telemed/patient/v1/record_pb
 import { DomainError } from "../shared/domain-errors.ts";
 import { type Consultation, slotNameOf } from "./consultation.ts";
 import { type Caller, requireDoctorSide, requireParticipantOrStaff } from "./consultation-caller.ts";
-import type { ConsultationDeps } from "./consultation-deps.ts";
+import { type ConsultationDeps, sealText } from "./consultation-deps.ts";
 import { requireEtag } from "./consultation-mapping.ts";
 import { joinOpenTime, requireBeforeCutoff, requireStarted } from "./consultation-rules.ts";
 import { transition } from "./consultation-states.ts";
@@ -66,7 +66,7 @@ export class ConsultationLifecycle {
             cancellation: {
               principal: caller.actor.principal,
               role: caller.actor.role,
-              reason,
+              reasonSealed: sealText(this.#deps.secretBox, reason, current.id) ?? null,
               code: null,
               time: clock.now(),
             },

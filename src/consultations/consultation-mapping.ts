@@ -16,6 +16,8 @@ import type { ConsultationState } from "./consultation-states.ts";
 /** What the resource shows besides the row: the reason (opened) and the configured windows. */
 export interface ConsultationView {
   readonly reason: string;
+  /** The cancellation's reason, opened; "" for none. */
+  readonly cancelReason: string;
   readonly changeCutoffMs: number;
   readonly joinOpensBeforeMs: number;
 }
@@ -111,7 +113,7 @@ export function consultationToProto(consultation: Consultation, view: Consultati
               principal: consultation.cancellation.actor.principal,
               role: roleToProto[consultation.cancellation.actor.role],
             },
-            reason: consultation.cancellation.reason,
+            reason: view.cancelReason,
             cancelTime: timestampFromMs(consultation.cancellation.time.getTime()),
           },
     rescheduleCount: consultation.rescheduleCount,

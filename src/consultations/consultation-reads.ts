@@ -35,6 +35,7 @@ export class ConsultationReads {
     const { config, secretBox } = this.#deps;
     return consultationToProto(consultation, {
       reason: reason ?? openText(secretBox, consultation.reasonSealed, consultation.id),
+      cancelReason: openText(secretBox, consultation.cancellation?.reasonSealed, consultation.id),
       changeCutoffMs: config.changeCutoffSeconds * 1000,
       joinOpensBeforeMs: config.joinOpensBeforeSeconds * 1000,
     });

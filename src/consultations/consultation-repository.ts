@@ -46,7 +46,8 @@ export interface ConsultationChanges {
   readonly cancellation?: {
     principal: string;
     role: ConsultationActorRole;
-    reason: string;
+    /** Sealed (`sealText`); null for none. */
+    reasonSealed: string | null;
     code: string | null;
     time: Date;
   };
@@ -211,7 +212,7 @@ export class ConsultationRepository {
     if (changes.cancellation !== undefined) {
       set("cancelled_by", changes.cancellation.principal);
       set("cancelled_by_role", changes.cancellation.role);
-      set("cancel_reason", changes.cancellation.reason);
+      set("cancel_reason_sealed", changes.cancellation.reasonSealed);
       set("cancel_code", changes.cancellation.code);
       set("cancel_time", changes.cancellation.time);
     }

@@ -10,7 +10,8 @@ import {
   RecordSchema,
   RecordSource,
 } from "../../gen/telemed/patient/v1/record_pb.js";
-import type { SecretBox } from "../auth/auth-deps.ts";
+import type { DataKeyCache } from "../shared/crypto/data-key-cache.ts";
+import type { DataKey, EnvelopeCipher } from "../shared/crypto/envelope.ts";
 import { uuidV7 } from "../shared/uuid-v7.ts";
 import { type Consultation, consultationNameOf } from "./consultation.ts";
 import type { ConsultationActor } from "./consultation.ts";
@@ -32,6 +33,7 @@ interface SummaryRow {
   readonly consultation_id: string;
   readonly patient_id: string;
   readonly summary_sealed: string;
+  readonly data_key_wrapped: string;
   readonly author: string;
   readonly author_role: string;
   readonly attach_request_id: string;
@@ -39,17 +41,25 @@ interface SummaryRow {
   readonly updated_at: string | Date;
 }
 
+/** Where summaries are sealed: their table and column (envelope associated data). */
+export const summaryTable = "consultation_summaries";
+export const summaryColumn = "summary_sealed";
+
 /**
  * The doctors' consultation summaries: one per consultation, replaced when attached
- * again, sealed at rest (protobuf binary, base64, in the secret box, bound to the
- * summary's consultation). The records context (issue #6) shows them in the history
- * as `patients/{p}/records/{id}` of kind CONSULTATION_SUMMARY.
+ * again, sealed at rest like medical records (issue #6): protobuf binary under the
+ * row's own data key, wrapped by the key ring (`data_key_wrapped`, `data_key_id`, so
+ * `npm run keys:rotate` re-wraps it), bound to the table, column and row. The records
+ * context shows them in the history as `patients/{p}/records/{id}` of kind
+ * CONSULTATION_SUMMARY.
  */
 export class ConsultationSummaries {
-  readonly #box: SecretBox;
+  readonly #cipher: EnvelopeCipher;
+  readonly #keys: DataKeyCache;
 
-  constructor(box: SecretBox) {
-    this.#box = box;
+  constructor(keys: { readonly cipher: EnvelopeCipher; readonly dataKeys: DataKeyCache }) {
+    this.#cipher = keys.cipher;
+    this.#keys = keys.dataKeys;
   }
 
   /** The summary of a consultation, if any. */
@@ -62,7 +72,11 @@ export class ConsultationSummaries {
     return row === undefined ? undefined : this.#fromRow(row);
   }
 
-  /** Stores (or replaces) the summary in `em`'s transaction; keeps the record id of an earlier one. */
+  /**
+   * Stores (or replaces) the summary in `em`'s transaction; keeps the record id and data
+   * key of an earlier one. The caller holds the consultation's row lock (a change of
+   * the consultation), so two attaches of one consultation do not race.
+   */
   async put(
     em: EntityManager,
     consultation: Consultation,
@@ -71,22 +85,37 @@ export class ConsultationSummaries {
     requestId: string,
     now: Date,
   ): Promise<void> {
-    const sealed = this.#box.seal(
-      Buffer.from(toBinary(ConsultationSummarySchema, summary)).toString("base64"),
-      contextOf(consultation.id),
-    );
     const stamp = now.toISOString();
+    const binary = toBinary(ConsultationSummarySchema, summary);
+    const [existing] = await em.execute<Array<{ id: string; data_key_wrapped: string }>>(
+      `select "id", "data_key_wrapped" from "consultation_summaries" where "consultation_id" = ? for update`,
+      [consultation.id],
+      "all",
+    );
+    if (existing !== undefined) {
+      const key = this.#key(existing.id, existing.data_key_wrapped);
+      await em.execute(
+        `update "consultation_summaries" set "summary_sealed" = ?, "author" = ?, "author_role" = ?, ` +
+          `"attach_request_id" = ?, "updated_at" = ? where "id" = ?`,
+        [key.seal(summaryColumn, binary), author.principal, author.role, requestId, stamp, existing.id],
+        "run",
+      );
+      return;
+    }
+    const id = uuidV7(now.getTime());
+    const key = this.#cipher.newDataKey({ table: summaryTable, row: id });
+    this.#keys.remember(key);
     await em.execute(
-      `insert into "consultation_summaries" ("id", "consultation_id", "patient_id", "summary_sealed", "author", ` +
-        `"author_role", "attach_request_id", "created_at", "updated_at") values (?, ?, ?, ?, ?, ?, ?, ?, ?) ` +
-        `on conflict ("consultation_id") do update set "summary_sealed" = excluded."summary_sealed", ` +
-        `"author" = excluded."author", "author_role" = excluded."author_role", ` +
-        `"attach_request_id" = excluded."attach_request_id", "updated_at" = excluded."updated_at"`,
+      `insert into "consultation_summaries" ("id", "consultation_id", "patient_id", "summary_sealed", ` +
+        `"data_key_wrapped", "data_key_id", "author", "author_role", "attach_request_id", "created_at", "updated_at") ` +
+        `values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
-        uuidV7(now.getTime()),
+        id,
         consultation.id,
         consultation.patientId,
-        sealed,
+        key.seal(summaryColumn, binary),
+        key.wrapped,
+        key.keyId,
         author.principal,
         author.role,
         requestId,
@@ -121,8 +150,12 @@ export class ConsultationSummaries {
     });
   }
 
+  #key(id: string, wrapped: string): DataKey {
+    return this.#keys.open(wrapped, { table: summaryTable, row: id });
+  }
+
   #fromRow(row: SummaryRow): StoredSummary {
-    const binary = Buffer.from(this.#box.open(row.summary_sealed, contextOf(row.consultation_id)), "base64");
+    const binary = this.#key(row.id, row.data_key_wrapped).open(summaryColumn, row.summary_sealed);
     return {
       id: row.id,
       consultationId: row.consultation_id,
@@ -136,6 +169,7 @@ export class ConsultationSummaries {
   }
 }
 
-function contextOf(consultationId: string): string {
+/** The secret-box context summaries were sealed with before issue #6 (the migration's data step opens them). */
+export function legacySummaryContext(consultationId: string): string {
   return `consultation-summary:${consultationId}`;
 }

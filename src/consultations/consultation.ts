@@ -31,7 +31,8 @@ export interface Consultation {
   readonly cancellation:
     | {
         readonly actor: ConsultationActor;
-        readonly reason: string;
+        /** The canceller's words, sealed (`sealText`, consultation-deps.ts); undefined for none. */
+        readonly reasonSealed: string | undefined;
         readonly code: string | undefined;
         readonly time: Date;
       }
@@ -80,7 +81,7 @@ export interface ConsultationRecord {
   readonly actual_end_time: string | Date | null;
   readonly cancelled_by: string | null;
   readonly cancelled_by_role: ConsultationActorRole | null;
-  readonly cancel_reason: string | null;
+  readonly cancel_reason_sealed: string | null;
   readonly cancel_code: string | null;
   readonly cancel_time: string | Date | null;
   readonly reschedule_count: number;
@@ -124,7 +125,7 @@ export function consultationFromRecord(record: ConsultationRecord): Consultation
         ? undefined
         : {
             actor: { principal: record.cancelled_by ?? "", role: record.cancelled_by_role ?? "system" },
-            reason: record.cancel_reason ?? "",
+            reasonSealed: record.cancel_reason_sealed ?? undefined,
             code: record.cancel_code ?? undefined,
             time: toDate(record.cancel_time),
           },

@@ -63,7 +63,10 @@ export const ConsultationSummaryEntity = defineEntity({
         .deleteRule("no action")
         .updateRule("no action"),
     patientId: p.uuid(),
+    /** The summary (protobuf binary) sealed under the row's data key (consultation-summaries.ts). */
     summarySealed: p.text(),
+    dataKeyWrapped: p.text(),
+    dataKeyId: p.string().length(32).index("consultation_summaries_data_key_idx"),
     author: p.string().length(255),
     authorRole: p.string().length(16),
     attachRequestId: p.uuid(),

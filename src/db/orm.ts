@@ -47,6 +47,10 @@ export async function createOrm(settings: OrmSettings, logger?: Logger): Promise
     // Fail fast when PostgreSQL is unreachable (an answer of UNAVAILABLE, and
     // CreateEmergency's journal takes over), and notice a dead peer on an idle socket.
     driverOptions: {
+      // MikroORM takes only host, port, user, password and database from `clientUrl`;
+      // node-postgres parses the whole URL again from this, so `sslmode=verify-full`,
+      // `sslrootcert`, `sslcert` and `sslkey` (TLS to PostgreSQL in production) apply.
+      connectionString: settings.url,
       connectionTimeoutMillis: settings.connectTimeoutMs ?? defaultConnectTimeoutMs,
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,

@@ -48,6 +48,13 @@ export interface EmergencyConfig {
   readonly journalEnabled: boolean;
   /** EMERGENCY_JOURNAL_REPLAY_INTERVAL_MS: how often journalled emergencies are published and replayed. */
   readonly journalReplayIntervalMs: number;
+  /**
+   * PARAMEDIC_DISPATCH_KEY_FILE: the Paramedic Service's public key (EC P-256 or X25519,
+   * a JWK or an SPKI PEM) that dispatch details are sealed to (dispatch-details.ts).
+   * Unset: the embedded Paramedic simulator's key, or, with a real Paramedic Service,
+   * requests go without details (logged loudly at start).
+   */
+  readonly dispatchKeyFile: string | undefined;
 }
 
 /** Reads the emergencies settings; problems are recorded on `read`. */
@@ -75,5 +82,6 @@ export function readEmergencyConfig(read: EnvReader): EmergencyConfig {
     journalDir: journalDir === "off" ? undefined : journalDir,
     journalEnabled: journalDir !== "off",
     journalReplayIntervalMs: read.integer("EMERGENCY_JOURNAL_REPLAY_INTERVAL_MS", 1_000, 50, 60_000),
+    dispatchKeyFile: read.readableFile("PARAMEDIC_DISPATCH_KEY_FILE"),
   };
 }

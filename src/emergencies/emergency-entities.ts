@@ -11,8 +11,10 @@ import { emergencyKinds, emergencyStates, severities } from "./emergency.ts";
  */
 
 /**
- * One row per emergency: the system of record (NATS only carries copies). `location`
- * holds the reported place (health-adjacent data: never logged); `last_source_sequence`
+ * One row per emergency: the system of record (NATS only carries copies). What the
+ * patient reported (description, location, callback phone) is sealed into
+ * `details_sealed`, the cancel reason into `cancel_reason_sealed`, under the row's own
+ * data key (emergency-sealing.ts; issue #6, safety 2); `last_source_sequence`
  * is the Paramedic Service's sequence of the last status event applied, the guard
  * against stale and duplicate events; `timeline_length` allocates timeline positions
  * under the row lock.
@@ -26,9 +28,9 @@ export const EmergencyEntity = defineEntity({
     kind: p.enum(emergencyKinds),
     severity: p.enum(severities),
     priority: p.smallint().check("priority >= 1 and priority <= 3"),
-    description: p.string().length(2000),
-    location: p.json<Record<string, unknown>>(),
-    callbackPhone: p.string().length(16),
+    detailsSealed: p.text(),
+    dataKeyWrapped: p.text(),
+    dataKeyId: p.string().length(32).index("emergencies_data_key_idx"),
     state: p.enum(emergencyStates),
     lastSourceSequence: p.bigint("number"),
     timelineLength: p.integer(),
@@ -38,7 +40,7 @@ export const EmergencyEntity = defineEntity({
     mergedRequestCount: p.integer(),
     cancelledBy: p.string().length(255).nullable(),
     cancelledByRole: p.text().nullable(),
-    cancelReason: p.string().length(500).nullable(),
+    cancelReasonSealed: p.text().nullable(),
     version: p.integer(),
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),

@@ -13,7 +13,8 @@ import {
   type StoredLocation,
   type TimelineEntry,
 } from "./emergency-record.ts";
-import { emergencySql } from "./emergency-store.ts";
+import type { EmergencySql } from "./emergency-store.ts";
+import type { DispatchSealer } from "./dispatch-details.ts";
 import type { EmergencyFailSafe } from "./journal/emergency-fail-safe.ts";
 import { cancelledMessage, msgIds, requestedMessage } from "./lane-messages.ts";
 
@@ -50,6 +51,10 @@ export interface JournalAudit {
 export interface IntakeDeps {
   /** A fork of the emergencies' own ORM (its own connection pool). */
   readonly em: () => EntityManager;
+  /** The SQL of the emergencies tables, sealing and opening their health data. */
+  readonly sql: EmergencySql;
+  /** Seals the dispatch details to the Paramedic Service's key; none: requests go without details. */
+  readonly dispatch: DispatchSealer | undefined;
   readonly clock: Clock;
   readonly mergeWindowSeconds: number;
   /** After a commit: wake watchers of the emergency and the outbox relay. */
@@ -125,24 +130,26 @@ export class EmergencyIntake {
     now: Date,
   ): Promise<{ view: EmergencyView; merged: boolean }> {
     const record = newRecord(input, id, now);
+    // Sealed before the transaction, so the patient's lock is not held through the key agreement.
+    const payload = await requestedMessage(record, input.requestId, this.#deps.dispatch);
     const result = await this.#deps.em().transactional(async (em) => {
-      await emergencySql.lockPatient(em, input.patientId);
-      const seen = await emergencySql.findRequest(em, input.patientId, input.requestId);
+      await this.#deps.sql.lockPatient(em, input.patientId);
+      const seen = await this.#deps.sql.findRequest(em, input.patientId, input.requestId);
       if (seen !== undefined) {
         await audit(em, emergencyName(input.patientId, seen.emergencyId));
         return { id: seen.emergencyId, merged: seen.merged, changed: false };
       }
-      const open = await emergencySql.findOpenForUpdate(em, input.patientId);
+      const open = await this.#deps.sql.findOpenForUpdate(em, input.patientId);
       if (open !== undefined && mergesInto(open, record.priority, now, this.#deps.mergeWindowSeconds)) {
-        await emergencySql.update(em, open.id, { mergedRequestCount: open.mergedRequestCount + 1, updatedAt: now });
-        await emergencySql.insertRequest(em, input.patientId, input.requestId, open.id, true, now);
+        await this.#deps.sql.update(em, open.id, { mergedRequestCount: open.mergedRequestCount + 1, updatedAt: now });
+        await this.#deps.sql.insertRequest(em, input.patientId, input.requestId, open.id, true, now);
         await audit(em, emergencyName(input.patientId, open.id));
         return { id: open.id, merged: true, changed: true };
       }
-      await emergencySql.insert(em, record);
-      await emergencySql.insertRequest(em, input.patientId, input.requestId, record.id, false, now);
-      await emergencySql.insertEvent(em, record.id, firstEntry(input, now), now);
-      await emergencySql.insertOutbox(
+      await this.#deps.sql.insert(em, record);
+      await this.#deps.sql.insertRequest(em, input.patientId, input.requestId, record.id, false, now);
+      await this.#deps.sql.insertEvent(em, record.id, firstEntry(input, now), now);
+      await this.#deps.sql.insertOutbox(
         em,
         {
           id: uuidV7(now.getTime()),
@@ -150,7 +157,7 @@ export class EmergencyIntake {
           topic: "requested",
           priority: record.priority,
           msgId: msgIds.requested(record.id),
-          payload: requestedMessage(record, input.requestId),
+          payload,
         },
         now,
       );
@@ -197,7 +204,7 @@ export class EmergencyIntake {
       requestedBy: input.requestedBy.name,
       requestedByRole: input.requestedBy.role,
       createdAt: now.toISOString(),
-      payload: Buffer.from(requestedMessage(record, input.requestId)).toString("base64"),
+      payload: Buffer.from(await requestedMessage(record, input.requestId, this.#deps.dispatch)).toString("base64"),
       audit: journalAudit.draft(emergencyName(input.patientId, id)),
     });
     journalAudit.journalled();
@@ -221,7 +228,7 @@ export class EmergencyIntake {
     // Accepted into the journal while the database was down: its row first (or UNAVAILABLE while still down).
     if (this.#deps.failSafe?.pendingView(emergencyId) !== undefined) await this.#deps.failSafe.replay(emergencyId);
     await this.#deps.em().transactional(async (em) => {
-      const record = await emergencySql.get(em, emergencyId, { forUpdate: true });
+      const record = await this.#deps.sql.get(em, emergencyId, { forUpdate: true });
       if (record === undefined || record.patientId !== patientId) throw notFound("Emergency");
       if (etag !== "" && etag !== etagOf(record)) throw etagMismatch("Emergency");
       if (isEnded(record.state)) {
@@ -240,7 +247,7 @@ export class EmergencyIntake {
       }
       const now = this.#deps.clock.now();
       const position = record.timelineLength + 1;
-      await emergencySql.update(em, record.id, {
+      await this.#deps.sql.update(em, record.id, {
         state: "cancelled",
         timelineLength: position,
         cancelledBy: by.name,
@@ -249,7 +256,7 @@ export class EmergencyIntake {
         endedAt: now,
         updatedAt: now,
       });
-      await emergencySql.insertEvent(
+      await this.#deps.sql.insertEvent(
         em,
         record.id,
         {
@@ -263,7 +270,7 @@ export class EmergencyIntake {
         },
         now,
       );
-      await emergencySql.insertOutbox(
+      await this.#deps.sql.insertOutbox(
         em,
         {
           id: uuidV7(now.getTime()),
@@ -291,22 +298,22 @@ export class EmergencyIntake {
   /** An emergency with its timeline; undefined when there is none. */
   async read(emergencyId: string): Promise<EmergencyView | undefined> {
     const em = this.#deps.em();
-    const emergency = await emergencySql.get(em, emergencyId);
+    const emergency = await this.#deps.sql.get(em, emergencyId);
     if (emergency === undefined) return undefined;
-    const timeline = await emergencySql.timeline(em, [emergencyId]);
+    const timeline = await this.#deps.sql.timeline(em, [emergencyId]);
     return { emergency, timeline: timeline.get(emergencyId) ?? [] };
   }
 
   /** A page of a patient's emergencies with their timelines, newest first. */
   async list(
     patientId: string,
-    states: Parameters<typeof emergencySql.list>[2],
+    states: Parameters<EmergencySql["list"]>[2],
     beforeId: string | undefined,
     limit: number,
   ): Promise<EmergencyView[]> {
     const em = this.#deps.em();
-    const records = await emergencySql.list(em, patientId, states, beforeId, limit);
-    const timelines = await emergencySql.timeline(
+    const records = await this.#deps.sql.list(em, patientId, states, beforeId, limit);
+    const timelines = await this.#deps.sql.timeline(
       em,
       records.map((record) => record.id),
     );

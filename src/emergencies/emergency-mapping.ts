@@ -5,6 +5,7 @@ import {
   type Emergency,
   EmergencyKind as EmergencyKindProto,
   type EmergencyLocation,
+  type EmergencyLocationSchema,
   EmergencySchema,
   EmergencySeverity,
   type EmergencyStatusEventSchema,
@@ -128,6 +129,25 @@ export function timelineEntryToProto(entry: TimelineEntry): StatusEventInit {
   };
 }
 
+/** A stored location as the contract shows it (the API, and the dispatch details for the paramedics). */
+export function locationToProto(location: StoredLocation): MessageInitShape<typeof EmergencyLocationSchema> {
+  return {
+    ...(location.latitude === undefined || location.longitude === undefined
+      ? {}
+      : { latLng: { latitude: location.latitude, longitude: location.longitude } }),
+    accuracyMeters: location.accuracyMeters,
+    ...(location.address === undefined ? {} : { address: { ...location.address, lines: [...location.address.lines] } }),
+    landmark: location.landmark,
+    ...(location.fixTime === undefined ? {} : { fixTime: timestampFromDate(new Date(location.fixTime)) }),
+  };
+}
+
+/** Stored kind and severity → proto. */
+export const kindToProto = (kind: EmergencyKind): EmergencyKindProto =>
+  kinds.to.get(kind) ?? EmergencyKindProto.UNSPECIFIED;
+export const severityToProto = (severity: Severity): EmergencySeverity =>
+  severityNames.to.get(severity) ?? EmergencySeverity.UNSPECIFIED;
+
 /** An emergency with its timeline, as the contract shows it. */
 export function emergencyToProto(view: EmergencyView): Emergency {
   const { emergency: record, timeline } = view;
@@ -139,17 +159,7 @@ export function emergencyToProto(view: EmergencyView): Emergency {
     severity: severityNames.to.get(record.severity),
     priority: record.priority,
     description: record.description,
-    location: {
-      ...(location.latitude === undefined || location.longitude === undefined
-        ? {}
-        : { latLng: { latitude: location.latitude, longitude: location.longitude } }),
-      accuracyMeters: location.accuracyMeters,
-      ...(location.address === undefined
-        ? {}
-        : { address: { ...location.address, lines: [...location.address.lines] } }),
-      landmark: location.landmark,
-      ...(location.fixTime === undefined ? {} : { fixTime: timestampFromDate(new Date(location.fixTime)) }),
-    },
+    location: locationToProto(location),
     callbackPhone: record.callbackPhone,
     state: stateToProto(record.state),
     timeline: timeline.map(timelineEntryToProto),

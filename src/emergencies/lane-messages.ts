@@ -5,18 +5,26 @@ import {
   EmergencyCancelledSchema,
   EmergencyRequestedSchema,
 } from "../../gen/telemed/patient/events/v1/emergency_events_pb.js";
+import type { DispatchSealer } from "./dispatch-details.ts";
 import { type EmergencyRecord, emergencyName } from "./emergency-record.ts";
 
 /** Producer name in event metadata. */
 export const producer = "patient-service";
 
 /**
- * The dispatch request for the Paramedic Service. It carries the emergency's name and
- * priority only: the details responders need (`sealed_details`, encrypted to the
- * Paramedic Service's key) are not sent yet, so nothing clinical and no location is
- * stored in the NATS store.
+ * The dispatch request for the Paramedic Service: the emergency's name and priority in
+ * clear (what routing and ordering need), and the details responders need
+ * (description, location, callback phone) only in `sealed_details`, a JWE to the
+ * Paramedic Service's key (dispatch-details.ts), so nothing clinical, no location and
+ * no phone number is stored in clear in the outbox row or the NATS store. Without a
+ * sealer (no Paramedic Service key configured) the details are left out.
  */
-export function requestedMessage(record: EmergencyRecord, requestId: string): Uint8Array {
+export async function requestedMessage(
+  record: EmergencyRecord,
+  requestId: string,
+  sealer: DispatchSealer | undefined,
+): Promise<Uint8Array> {
+  const sealed = sealer === undefined ? undefined : await sealer.seal(record);
   return toBinary(
     EmergencyRequestedSchema,
     create(EmergencyRequestedSchema, {
@@ -24,6 +32,8 @@ export function requestedMessage(record: EmergencyRecord, requestId: string): Ui
       emergency: emergencyName(record.patientId, record.id),
       priority: record.priority,
       requestTime: timestampFromDate(record.createdAt),
+      sealedDetails: sealed?.sealedDetails ?? "",
+      sealedDetailsKeyId: sealed?.keyId ?? "",
     }),
   );
 }

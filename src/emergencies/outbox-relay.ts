@@ -6,12 +6,14 @@ import type { Logger } from "../observability/logger.ts";
 import type { Clock } from "../shared/clock.ts";
 import { backoffMs, type Priority } from "./emergency.ts";
 import { emergencyName } from "./emergency-record.ts";
-import { emergencySql } from "./emergency-store.ts";
+import type { EmergencySql } from "./emergency-store.ts";
 import type { EmergencyLane, LaneTopic } from "./lane/emergency-lane.ts";
 
 /** What the relay needs. */
 export interface RelayDeps {
   readonly em: () => EntityManager;
+  /** The SQL of the emergencies tables. */
+  readonly sql: EmergencySql;
   readonly lane: EmergencyLane;
   readonly clock: Clock;
   readonly audit: { recordWithin(em: EntityManager, drafts: readonly AuditEntryDraft[]): Promise<void> };
@@ -161,17 +163,17 @@ export class OutboxRelay {
 
   /** DISPATCH_PENDING → REQUESTED; not when a status event or a cancel got there first. */
   async #markRequested(tx: EntityManager, emergencyId: string, at: Date): Promise<boolean> {
-    const record = await emergencySql.get(tx, emergencyId, { forUpdate: true });
+    const record = await this.#deps.sql.get(tx, emergencyId, { forUpdate: true });
     if (record === undefined) return false;
     if (record.dispatchedAt === null) {
       const moves = record.state === "dispatch_pending";
       const position = record.timelineLength + 1;
-      await emergencySql.update(tx, emergencyId, {
+      await this.#deps.sql.update(tx, emergencyId, {
         dispatchedAt: at,
         ...(moves ? { state: "requested", timelineLength: position, updatedAt: at } : {}),
       });
       if (moves) {
-        await emergencySql.insertEvent(
+        await this.#deps.sql.insertEvent(
           tx,
           emergencyId,
           {
@@ -193,7 +195,12 @@ export class OutboxRelay {
 }
 
 async function patientOf(tx: EntityManager, emergencyId: string): Promise<string> {
-  return ((await emergencySql.get(tx, emergencyId)) as { patientId: string }).patientId;
+  const rows = await tx.execute<Array<{ patient_id: string }>>(
+    `select "patient_id" from "emergencies" where "id" = ?`,
+    [emergencyId],
+    "all",
+  );
+  return (rows[0] as { patient_id: string }).patient_id;
 }
 
 /** The audit entry of DISPATCH_PENDING → REQUESTED. */

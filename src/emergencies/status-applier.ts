@@ -14,7 +14,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { Clock } from "../shared/clock.ts";
 import { type EmergencyState, isEnded, statusDecision } from "./emergency.ts";
 import { type EmergencyRecord, emergencyName, parseEmergencyName, type StoredAssignment } from "./emergency-record.ts";
-import { emergencySql } from "./emergency-store.ts";
+import type { EmergencySql } from "./emergency-store.ts";
 import { stateFromProto } from "./emergency-mapping.ts";
 import { statusNotice } from "./status-notices.ts";
 import type { LaneDelivery } from "./lane/emergency-lane.ts";
@@ -22,6 +22,8 @@ import type { LaneDelivery } from "./lane/emergency-lane.ts";
 /** What applying status events needs. */
 export interface ApplierDeps {
   readonly em: () => EntityManager;
+  /** The SQL of the emergencies tables. */
+  readonly sql: EmergencySql;
   readonly clock: Clock;
   readonly notifier: Pick<Notifier, "recordWithin">;
   readonly audit: { recordWithin(em: EntityManager, drafts: readonly AuditEntryDraft[]): Promise<void> };
@@ -78,7 +80,7 @@ export class StatusApplier {
   ): Promise<boolean> {
     let announce: (() => void) | undefined;
     const applied = await this.#deps.em().transactional(async (em) => {
-      const record = await emergencySql.get(em, emergencyId, { forUpdate: true });
+      const record = await this.#deps.sql.get(em, emergencyId, { forUpdate: true });
       if (record === undefined || record.patientId !== patientId) {
         this.#deps.logger.warn({ emergencyId }, "a status event for an unknown emergency was dropped");
         return false;
@@ -91,7 +93,7 @@ export class StatusApplier {
       const now = this.#deps.clock.now();
       const eventTime = event.eventTime === undefined ? now : timestampDate(event.eventTime);
       const position = record.timelineLength + 1;
-      const updated = await emergencySql.update(em, emergencyId, {
+      const updated = await this.#deps.sql.update(em, emergencyId, {
         state,
         lastSourceSequence: sequence,
         timelineLength: position,
@@ -99,7 +101,7 @@ export class StatusApplier {
         updatedAt: now,
         ...(isEnded(state) ? { endedAt: eventTime } : {}),
       });
-      await emergencySql.insertEvent(
+      await this.#deps.sql.insertEvent(
         em,
         emergencyId,
         {

@@ -1,8 +1,9 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { NotificationCategory, NotificationPriority } from "../../gen/telemed/patient/v1/notification_pb.js";
-import type { SecretBox } from "../auth/auth-deps.ts";
 import type { AnnounceAfterCommit, NotificationDraft, Notifier } from "../notifications/notifier.ts";
 import type { Clock } from "../shared/clock.ts";
+import type { DataKeyCache } from "../shared/crypto/data-key-cache.ts";
+import type { DataKey, EnvelopeCipher } from "../shared/crypto/envelope.ts";
 import { uuidV7 } from "../shared/uuid-v7.ts";
 import type { InsightFacts } from "./insight-facts.ts";
 import { type CivilDate, type DerivedInsight, deriveInsights, type RuleSettings } from "./insight-rules.ts";
@@ -13,7 +14,8 @@ export interface InsightDerivationDeps {
   readonly em: () => EntityManager;
   readonly store: InsightStore;
   readonly facts: InsightFacts;
-  readonly box: SecretBox;
+  /** The key ring and the shared cache of opened data keys: explanations are sealed under each row's own key. */
+  readonly keys: { readonly cipher: EnvelopeCipher; readonly dataKeys: DataKeyCache };
   readonly notifier: Notifier;
   readonly clock: Clock;
   readonly settings: RuleSettings;
@@ -50,6 +52,7 @@ export class InsightDerivation {
         const existing = stored.get(key);
         if (existing === undefined) {
           const id = uuidV7(now.getTime());
+          const key = this.#d.keys.cipher.newDataKey({ table: insightTable, row: id });
           const row = {
             id,
             patientId,
@@ -58,11 +61,12 @@ export class InsightDerivation {
             sourceRecordId: insight.sourceRecordId,
             now,
           };
-          if (await store.insert(tx, row, this.#content(id, insight))) {
+          if (await store.insert(tx, row, this.#content(key, insight), key)) {
+            this.#d.keys.dataKeys.remember(key);
             announcements.push(await this.#d.notifier.recordWithin(tx, [notificationOf(patientId, id)]));
           }
         } else if (existing.state !== "dismissed" && this.#changed(existing, insight)) {
-          await store.activate(tx, existing.id, this.#content(existing.id, insight), now);
+          await store.activate(tx, existing.id, this.#content(this.#key(existing), insight), now);
         }
       }
       for (const [key, row] of stored) {
@@ -74,13 +78,17 @@ export class InsightDerivation {
 
   /** The explanation of a stored insight, opened. */
   explanationOf(row: InsightRow): string {
-    return this.#d.box.open(row.explanation_sealed, sealContext(row.id));
+    return this.#key(row).openText(explanationColumn, row.explanation_sealed);
   }
 
-  #content(id: string, insight: DerivedInsight): InsightContent {
+  #key(row: InsightRow): DataKey {
+    return this.#d.keys.dataKeys.open(row.data_key_wrapped, { table: insightTable, row: row.id });
+  }
+
+  #content(key: DataKey, insight: DerivedInsight): InsightContent {
     return {
       title: insight.title,
-      explanationSealed: this.#d.box.seal(insight.explanation, sealContext(id)),
+      explanationSealed: key.sealText(explanationColumn, insight.explanation),
       dueDate: dateText(insight.dueDate),
       action: insight.action,
       actionResource: insight.actionResource,
@@ -116,7 +124,12 @@ function keyOf(ruleId: string, sourceRecordId: string): string {
   return `${ruleId}|${sourceRecordId}`;
 }
 
-function sealContext(insightId: string): string {
+/** Where explanations are sealed: their table and column (envelope associated data). */
+export const insightTable = "health_insights";
+export const explanationColumn = "explanation_sealed";
+
+/** The secret-box context explanations were sealed with before issue #6 (the migration's data step opens them). */
+export function legacyInsightContext(insightId: string): string {
   return `health-insight:${insightId}`;
 }
 

@@ -28,6 +28,9 @@ export const HealthInsightEntity = defineEntity({
     state: p.enum(insightStates),
     title: p.string().length(100),
     explanationSealed: p.text(),
+    /** The row's data key, wrapped by the key ring; the explanation is sealed under it. */
+    dataKeyWrapped: p.text(),
+    dataKeyId: p.string().length(32).index("health_insights_data_key_idx"),
     dueDate: p.date(),
     suggestedAction: p.enum(insightActions),
     actionResource: p.string().length(200),

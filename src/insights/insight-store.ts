@@ -12,6 +12,8 @@ export interface InsightRow {
   readonly state: InsightStateName;
   readonly title: string;
   readonly explanation_sealed: string;
+  /** The row's data key, wrapped by the key ring (the explanation is sealed under it). */
+  readonly data_key_wrapped: string;
   readonly due_date: string | Date;
   /** `due_date` as `YYYY-MM-DD` text (a JS Date of a `date` column would depend on the time zone). */
   readonly due_day: string;
@@ -51,12 +53,13 @@ export class InsightStore {
     em: EntityManager,
     row: { id: string; patientId: string; kind: InsightKind; ruleId: string; sourceRecordId: string; now: Date },
     content: InsightContent,
+    key: { readonly wrapped: string; readonly keyId: string },
   ): Promise<boolean> {
     const stamp = row.now.toISOString();
     const inserted = await em.execute<{ id: string }[]>(
       `insert into "health_insights" ("id", "patient_id", "kind", "rule_id", "source_record_id", "state", "title", ` +
-        `"explanation_sealed", "due_date", "suggested_action", "action_resource", "version", "created_at", "updated_at") ` +
-        `values (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, 1, ?, ?) ` +
+        `"explanation_sealed", "data_key_wrapped", "data_key_id", "due_date", "suggested_action", "action_resource", ` +
+        `"version", "created_at", "updated_at") values (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ` +
         `on conflict on constraint "health_insights_rule_source_unique" do nothing returning "id"`,
       [
         row.id,
@@ -66,6 +69,8 @@ export class InsightStore {
         row.sourceRecordId,
         content.title,
         content.explanationSealed,
+        key.wrapped,
+        key.keyId,
         content.dueDate,
         content.action,
         content.actionResource,

@@ -1,6 +1,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../observability/logger.ts";
 import type { MessageBus, MessageHandler, Unsubscribe } from "./message-bus.ts";
+import { natsTlsOptions } from "./nats-tls.ts";
 
 /** How the NATS connection behaves (NATS_* variables; see notification-config.ts). */
 export interface NatsSettings {
@@ -39,6 +40,7 @@ export class NatsMessageBus implements MessageBus {
     let connection: NatsConnection;
     try {
       connection = await connect({
+        ...natsTlsOptions(settings.url),
         servers: settings.url,
         name: settings.name,
         timeout: settings.connectTimeoutMs,

@@ -19,6 +19,11 @@ export const wrappedKeyTables: readonly WrappedKeyTable[] = Object.freeze([
   // Profiles' contact fields and accounts' login emails (issue #6), each row with its own data key.
   { table: "patients", keyIdColumn: "data_key_id" },
   { table: "accounts", keyIdColumn: "data_key_id" },
+  // Emergencies' description, location, callback phone and cancel reason (issue #6, safety 2).
+  { table: "emergencies", keyIdColumn: "data_key_id" },
+  // Consultation summaries and health insights (issue #6: moved from the secret key to envelope encryption).
+  { table: "consultation_summaries", keyIdColumn: "data_key_id" },
+  { table: "health_insights", keyIdColumn: "data_key_id" },
 ]);
 
 /** One batch done, or a table's start (`batchRewrapped` 0). */

@@ -10,6 +10,8 @@ import { Emergency_State } from "../../gen/telemed/patient/v1/emergency_pb.js";
 import type { Priority } from "../emergencies/emergency.ts";
 import type { EmergencyLane, LaneConsumer, LaneDelivery } from "../emergencies/lane/emergency-lane.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { DispatchOpener } from "../emergencies/dispatch-details.ts";
+import type { DispatchDetails } from "../../gen/telemed/patient/events/v1/emergency_events_pb.js";
 import type { ParamedicSimulator } from "./paramedic-simulator.ts";
 import { SimulatorError } from "./simulator-errors.ts";
 import * as grpc from "@grpc/grpc-js";
@@ -46,7 +48,7 @@ export async function startParamedicDispatch(
   paramedic: ParamedicSimulator,
   lane: EmergencyLane,
   logger: Logger,
-  options: { retryBaseMs?: number } = {},
+  options: { retryBaseMs?: number; opener?: DispatchOpener } = {},
 ): Promise<ParamedicDispatch> {
   const retryBaseMs = options.retryBaseMs ?? 250;
   let stopped = false;
@@ -97,7 +99,8 @@ export async function startParamedicDispatch(
   const handle = async (delivery: LaneDelivery): Promise<void> => {
     if (delivery.topic === "requested") {
       const request = fromBinary(EmergencyRequestedSchema, delivery.data);
-      const assignment = paramedic.assign(request.emergency, request.priority);
+      const details = await openDetails(request.sealedDetails, options.opener, logger, delivery.msgId);
+      const assignment = paramedic.assign(request.emergency, request.priority, details);
       await chains.get(assignment.name);
       return;
     }
@@ -138,4 +141,27 @@ export async function startParamedicDispatch(
       await consumer.stop();
     },
   };
+}
+
+/**
+ * The responders' details of a request, opened with the simulator's private key. A unit
+ * is sent whatever happens here: details that are missing, sealed to another key or do
+ * not open are logged (by message id only) and the crew calls the dispatcher instead.
+ */
+async function openDetails(
+  sealed: string,
+  opener: DispatchOpener | undefined,
+  logger: Logger,
+  msgId: string,
+): Promise<DispatchDetails | undefined> {
+  if (sealed === "" || opener === undefined) return undefined;
+  try {
+    return await opener.open(sealed);
+  } catch (error) {
+    logger.warn(
+      { err: { type: (error as Error).name }, msgId },
+      "paramedic simulator: dispatch details do not open; dispatching without them",
+    );
+    return undefined;
+  }
 }

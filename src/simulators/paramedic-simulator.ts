@@ -9,6 +9,7 @@ import {
   Unit_State,
   UnitSchema,
 } from "../../gen/telemed/paramedic/v1/paramedic_pb.js";
+import type { DispatchDetails } from "../../gen/telemed/patient/events/v1/emergency_events_pb.js";
 import type { Clock } from "../shared/clock.ts";
 import type { SeededRandom } from "./seeded-random.ts";
 import { failedPrecondition, invalidField, notFound } from "./simulator-errors.ts";
@@ -47,6 +48,8 @@ export class ParamedicSimulator {
   readonly #random: SeededRandom;
   readonly #units = new Map<string, Unit>();
   readonly #assignments = new Map<string, Assignment>();
+  /** What the crews were told (opened from the request's sealed details), by assignment name. */
+  readonly #details = new Map<string, DispatchDetails>();
   readonly #listeners = new Set<AssignmentListener>();
 
   constructor(options: { clock: Clock; random: SeededRandom }) {
@@ -87,6 +90,11 @@ export class ParamedicSimulator {
     return clone(AssignmentSchema, this.#find(name));
   }
 
+  /** The details a dispatch request carried (description, location, callback phone), when it carried any. */
+  details(name: string): DispatchDetails | undefined {
+    return this.#details.get(name);
+  }
+
   /** Every assignment, newest first. */
   assignments(): Assignment[] {
     return [...this.#assignments.values()].reverse().map((a) => clone(AssignmentSchema, a));
@@ -103,7 +111,7 @@ export class ParamedicSimulator {
    * 1..3. Idempotent: a redelivered dispatch returns the existing assignment and
    * publishes nothing. A free unit is assigned at once; otherwise the assignment waits QUEUED.
    */
-  assign(emergency: string, priority: number): Assignment {
+  assign(emergency: string, priority: number, details?: DispatchDetails): Assignment {
     const match = emergencyPattern.exec(emergency);
     if (!match) throw invalidField("emergency", "must be patients/{patient}/emergencies/{emergency}");
     if (!Number.isInteger(priority) || priority < 1 || priority > 3)
@@ -111,6 +119,7 @@ export class ParamedicSimulator {
     const name = `assignments/${match[1]}`;
     const existing = this.#assignments.get(name);
     if (existing) return clone(AssignmentSchema, existing);
+    if (details !== undefined) this.#details.set(name, details);
     const now = timestampFromMs(this.#now());
     const assignment = create(AssignmentSchema, {
       name,

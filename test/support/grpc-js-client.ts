@@ -14,7 +14,11 @@ import * as grpc from "@grpc/grpc-js";
  * A @grpc/grpc-js client for a protobuf-es service descriptor: what a sibling
  * service written with grpc-js would use. Serialisation is protobuf-es's.
  */
-export function createGrpcJsClient(service: DescService, address: string): grpc.Client {
+export function createGrpcJsClient(
+  service: DescService,
+  address: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): grpc.Client {
   const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
   for (const method of service.methods) {
     definition[method.localName] = {
@@ -28,7 +32,7 @@ export function createGrpcJsClient(service: DescService, address: string): grpc.
     };
   }
   const Client = grpc.makeGenericClientConstructor(definition as grpc.ServiceDefinition, service.name);
-  return new Client(address, grpc.credentials.createInsecure());
+  return new Client(address, credentials);
 }
 
 /** Calls a unary method; rejects with the grpc-js ServiceError (code, details, metadata). */

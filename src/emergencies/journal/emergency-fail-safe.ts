@@ -6,7 +6,7 @@ import type { Clock } from "../../shared/clock.ts";
 import { uuidV7 } from "../../shared/uuid-v7.ts";
 import { backoffMs } from "../emergency.ts";
 import type { EmergencyRecord, EmergencyView } from "../emergency-record.ts";
-import { emergencySql } from "../emergency-store.ts";
+import type { EmergencySql } from "../emergency-store.ts";
 import type { EmergencyLane } from "../lane/emergency-lane.ts";
 import { msgIds } from "../lane-messages.ts";
 import { relayActor, relayAudit } from "../outbox-relay.ts";
@@ -21,6 +21,8 @@ export interface FailSafeDeps {
   readonly recent: RecentRequests;
   /** The emergencies' own ORM. */
   readonly em: () => EntityManager;
+  /** The SQL of the emergencies tables, sealing and opening their health data. */
+  readonly sql: EmergencySql;
   readonly lane: EmergencyLane;
   readonly clock: Clock;
   readonly audit: { recordWithin(em: EntityManager, drafts: readonly AuditEntryDraft[]): Promise<void> };
@@ -210,13 +212,13 @@ export class EmergencyFailSafe {
     const publishedAt = current.publishedAt;
     try {
       await this.#deps.em().transactional(async (tx) => {
-        await emergencySql.lockPatient(tx, emergency.patientId);
-        if ((await emergencySql.get(tx, emergency.id)) !== undefined) return; // replayed, or committed before the failure
-        const seen = await emergencySql.findRequest(tx, emergency.patientId, emergency.requestId);
+        await this.#deps.sql.lockPatient(tx, emergency.patientId);
+        if ((await this.#deps.sql.get(tx, emergency.id)) !== undefined) return; // replayed, or committed before the failure
+        const seen = await this.#deps.sql.findRequest(tx, emergency.patientId, emergency.requestId);
         const record = recordOf(emergency, publishedAt);
-        await emergencySql.insert(tx, record);
+        await this.#deps.sql.insert(tx, record);
         if (seen === undefined) {
-          await emergencySql.insertRequest(
+          await this.#deps.sql.insertRequest(
             tx,
             emergency.patientId,
             emergency.requestId,
@@ -231,8 +233,8 @@ export class EmergencyFailSafe {
           );
         }
         const timeline = viewOf(emergency, publishedAt).timeline;
-        for (const entry of timeline) await emergencySql.insertEvent(tx, emergency.id, entry, entry.eventTime);
-        await emergencySql.insertOutbox(
+        for (const entry of timeline) await this.#deps.sql.insertEvent(tx, emergency.id, entry, entry.eventTime);
+        await this.#deps.sql.insertOutbox(
           tx,
           {
             id: uuidV7(record.createdAt.getTime()),

@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { EmergencyView } from "../emergency-record.ts";
-import { emergencySql } from "../emergency-store.ts";
+import type { EmergencySql } from "../emergency-store.ts";
 
 /** What a request id was answered with. */
 export interface RecentAnswer {
@@ -42,14 +42,14 @@ export class RecentRequests {
   }
 
   /** Loads the request ids of the last window from the database; how many. */
-  async load(em: EntityManager): Promise<number> {
+  async load(em: EntityManager, sql: EmergencySql): Promise<number> {
     const since = new Date(Date.now() - this.#windowMs);
-    const requests = (await emergencySql.recentRequests(em, since, this.#max)).reverse();
+    const requests = (await sql.recentRequests(em, since, this.#max)).reverse();
     for (let start = 0; start < requests.length; start += 500) {
       const chunk = requests.slice(start, start + 500);
       const ids = [...new Set(chunk.map((request) => request.emergencyId))];
-      const records = new Map((await emergencySql.getMany(em, ids)).map((record) => [record.id, record]));
-      const timelines = await emergencySql.timeline(em, ids);
+      const records = new Map((await sql.getMany(em, ids)).map((record) => [record.id, record]));
+      const timelines = await sql.timeline(em, ids);
       for (const request of chunk) {
         const emergency = records.get(request.emergencyId);
         if (emergency === undefined) continue;

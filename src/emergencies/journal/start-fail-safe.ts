@@ -9,6 +9,7 @@ import { EmergencyFailSafe } from "./emergency-fail-safe.ts";
 import { EmergencyJournal } from "./emergency-journal.ts";
 import type { JournalCodec } from "./journal-record.ts";
 import { RecentRequests } from "./recent-requests.ts";
+import type { EmergencySql } from "../emergency-store.ts";
 
 /** How long, and how many, answers to request ids are kept for retries during an outage. */
 const recentWindowMs = 15 * 60_000;
@@ -28,6 +29,8 @@ export interface FailSafeParts {
   readonly dataDir: string;
   readonly codec: JournalCodec;
   readonly em: () => EntityManager;
+  /** The SQL of the emergencies tables. */
+  readonly sql: EmergencySql;
   readonly lane: EmergencyLane;
   readonly clock: Clock;
   readonly audit: { recordWithin(em: EntityManager, drafts: readonly AuditEntryDraft[]): Promise<void> };
@@ -48,7 +51,7 @@ export async function startFailSafe(parts: FailSafeParts): Promise<RunningFailSa
   const recent = new RecentRequests({ windowMs: recentWindowMs, max: recentMax });
   // The answers an earlier process gave (it may have been killed before a client read one).
   await recent
-    .load(parts.em())
+    .load(parts.em(), parts.sql)
     .catch((error: unknown) =>
       parts.logger.warn({ err: { type: (error as Error).name } }, "recent emergency requests could not be loaded"),
     );
@@ -56,6 +59,7 @@ export async function startFailSafe(parts: FailSafeParts): Promise<RunningFailSa
     journal,
     recent,
     em: parts.em,
+    sql: parts.sql,
     lane: parts.lane,
     clock: parts.clock,
     audit: parts.audit,

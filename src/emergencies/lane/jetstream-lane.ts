@@ -26,6 +26,7 @@ import {
   priorities,
 } from "./emergency-lane.ts";
 import { PriorityScheduler } from "./priority-scheduler.ts";
+import { natsTlsOptions } from "../../messaging/nats-tls.ts";
 
 /** How the JetStream lane is set up. */
 export interface JetStreamLaneSettings {
@@ -73,6 +74,7 @@ export class JetStreamLane implements EmergencyLane {
     let nc: NatsConnection;
     try {
       nc = await connect({
+        ...natsTlsOptions(settings.url),
         servers: settings.url,
         name: settings.name,
         maxReconnectAttempts: -1,

@@ -1,10 +1,8 @@
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { create, fromJson, toBinary } from "@bufbuild/protobuf";
@@ -16,8 +14,7 @@ import { GetPatientRequestSchema, PatientService } from "../../../gen/telemed/pa
 import { staffSession, type TestSession } from "../../support/auth-fixtures.ts";
 import { newPatientJson } from "../../support/patient-fixtures.ts";
 import { startTestApp, type TestApp } from "../../support/test-app.ts";
-
-const run = promisify(execFile);
+import { selfSignedCertificate } from "../../support/test-certificate.ts";
 
 describe("observability: /metrics and logs", () => {
   let t: TestApp;
@@ -118,25 +115,7 @@ describe("TLS", () => {
   let t: TestApp;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "patient-tls-"));
-    await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-keyout",
-      join(dir, "key.pem"),
-      "-out",
-      join(dir, "cert.pem"),
-    ]);
+    await selfSignedCertificate(dir);
     t = await startTestApp({ TLS_CERT_FILE: join(dir, "cert.pem"), TLS_KEY_FILE: join(dir, "key.pem") });
   });
   afterAll(async () => {
