@@ -1,6 +1,5 @@
 import { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/telemed/patient/v1/auth_service_pb.js";
-import { BillingService } from "../../gen/telemed/patient/v1/billing_service_pb.js";
 import { FamilyService } from "../../gen/telemed/patient/v1/family_service_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import { auditService } from "../audit/audit-handlers.ts";
@@ -25,9 +24,9 @@ export interface ServiceDeps {
 
 /**
  * Every service the Patient Service serves: these, and `parts` (the services of the
- * contexts started on their own, src/app/*-part.ts). Contracts of later issues are served
- * already and answer UNIMPLEMENTED naming the issue that brings them, so clients,
- * reflection and the REST routes show the whole API surface now.
+ * contexts started on their own, src/app/*-part.ts). A contract whose issue has not landed
+ * is registered with `impl: {}` and `landsWith`, so it is served and answers UNIMPLEMENTED
+ * naming that issue (none left since billing, issue #7).
  */
 export function serviceRegistrations(deps: ServiceDeps, parts: readonly ServiceRegistration[]): ServiceRegistration[] {
   return [
@@ -55,6 +54,5 @@ export function serviceRegistrations(deps: ServiceDeps, parts: readonly ServiceR
       impl: auditService({ orm: deps.orm, publicKeys: deps.security.auditVerifyKeys, clock: deps.clock }),
     },
     ...parts,
-    { service: BillingService, impl: {}, landsWith: "issue #7 (billing and payments)" },
   ];
 }

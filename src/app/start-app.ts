@@ -12,6 +12,7 @@ import { type RunningSiblings, startSiblings } from "../siblings/start-siblings.
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { loadFieldCrypto } from "../shared/crypto/field-crypto.ts";
 import type { AppContext } from "./app-context.ts";
+import { type BillingPart, startBilling } from "./billing-part.ts";
 import { startConsultations } from "./consultations-part.ts";
 import { routineUnderPrecedence, startEmergencies } from "./emergencies-part.ts";
 import { startInsights } from "./insights-part.ts";
@@ -34,6 +35,8 @@ export interface RunningApp {
   readonly notifier: Notifier;
   /** Derives every patient's health insights once; tests call it after moving the clock. */
   scanInsights(): Promise<void>;
+  /** Billing's test handles: the embedded UPI provider simulator, a polling round, a roll-up of charges. */
+  readonly billing: Pick<BillingPart, "providerSimulator" | "pollPayments" | "rollUpInvoices">;
   /** Drains the server, then closes what it used, in reverse order of opening. */
   stop(): Promise<void>;
 }
@@ -83,6 +86,8 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     closers.push(() => records.close());
     const insights = await startInsights(context, notifications, records);
     closers.push(() => insights.close());
+    const billing = await startBilling(context, notifications);
+    closers.push(() => billing.close());
 
     const server = createServer({
       // Routine calls wait while emergency work runs (functional safety 3, precedence-gate.ts).
@@ -93,6 +98,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
           ...emergencies.registrations,
           ...records.registrations,
           ...insights.registrations,
+          ...billing.registrations,
         ]),
         emergencies.precedence,
       ),
@@ -104,9 +110,11 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       corsAllowedOrigins: config.corsAllowedOrigins,
       tls: config.tls && { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) },
       collectProcessMetrics: true,
+      plainRoutes: billing.plainRoutes,
     });
     const port = await server.listen(config.port, config.host);
     closers.push(() => server.close(config.shutdownGraceMs));
+    billing.listening(port);
     logger.info(
       { port, host: config.host, tls: config.tls !== undefined, pid: process.pid },
       "patient service listening",
@@ -127,6 +135,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
       },
       notifier: notifications.notifier,
       scanInsights: () => insights.scanOnce(),
+      billing,
       stop: () => closeAll(closers, logger),
     };
   } catch (error) {

@@ -5,6 +5,7 @@ import { type EmergencyConfig, readEmergencyConfig } from "../emergencies/emerge
 import { type NotificationConfig, readNotificationConfig } from "../notifications/notification-config.ts";
 import { type RecordConfig, readRecordConfig } from "../records/record-config.ts";
 import { type InsightConfig, readInsightConfig } from "../insights/insight-config.ts";
+import { type BillingConfig, readBillingConfig } from "../billing/billing-config.ts";
 import { EnvReader } from "./env-readers.ts";
 
 /** pino's level names; `silent` turns logging off. */
@@ -79,6 +80,7 @@ export interface Config {
   readonly emergencies: EmergencyConfig;
   readonly records: RecordConfig;
   readonly insights: InsightConfig;
+  readonly billing: BillingConfig;
 }
 
 /** Tokens, keys and sibling-service credentials. */
@@ -176,6 +178,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     emergencies: readEmergencyConfig(read),
     records: readRecordConfig(read, dataDir),
     insights: readInsightConfig(read),
+    billing: readBillingConfig(read, dataDir),
   };
   if (config.simulators === "off") {
     for (const [sibling, variable] of Object.entries(siblingVariables)) {

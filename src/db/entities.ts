@@ -1,5 +1,6 @@
 import { auditEntities } from "../audit/audit-entities.ts";
 import { authEntities } from "../auth/account-entities.ts";
+import { billingEntities } from "../billing/billing-entities.ts";
 import { consultationEntities } from "../consultations/consultation-entities.ts";
 import { emergencyEntities } from "../emergencies/emergency-entities.ts";
 import { FamilyLinkEntity } from "../family/family-link-entity.ts";
@@ -23,4 +24,5 @@ export const entities = [
   ...emergencyEntities,
   ...recordEntities,
   ...insightEntities,
+  ...billingEntities,
 ] as const;

@@ -14,7 +14,7 @@ import { createGrpcUnaryHandler } from "./grpc-unary.ts";
 import { HealthState, healthRegistration } from "./health/health-service.ts";
 import { createCors } from "./cors.ts";
 import { createDispatcher } from "./http-dispatch.ts";
-import type { HttpRequest, HttpResponse } from "./http-types.ts";
+import type { HttpRequest, HttpResponse, PlainHttpRoute } from "./http-types.ts";
 import { createOnePortListener, type TlsMaterial } from "./one-port-listener.ts";
 import { registerReflection } from "./reflection/reflection-service.ts";
 import { createRestTranscoder } from "./rest/rest-transcoder.ts";
@@ -37,6 +37,8 @@ export interface ServerOptions {
   readonly jwks: object;
   /** Process-wide metrics (CPU, memory) belong to the one server main.ts runs, not to test servers. */
   readonly collectProcessMetrics?: boolean;
+  /** Plain HTTP routes outside the RPC pipeline (the payment provider's webhook). */
+  readonly plainRoutes?: readonly PlainHttpRoute[];
 }
 
 /** A built, not yet listening server. */
@@ -98,6 +100,7 @@ export function createServer(options: ServerOptions): PatientServer {
     ready: () => accepting,
     jwks: JSON.stringify(options.jwks),
     cors: createCors(options.corsAllowedOrigins ?? []),
+    plainRoutes: new Map((options.plainRoutes ?? []).map((route) => [`${route.method} ${route.path}`, route])),
   });
   const listener = createOnePortListener(dispatch, options.tls, grpcUnary);
 

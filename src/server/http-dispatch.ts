@@ -1,5 +1,10 @@
 import type { RpcMetrics } from "../observability/metrics.ts";
-import { sendBody, type HttpRequest as AnyRequest, type HttpResponse as AnyResponse } from "./http-types.ts";
+import {
+  sendBody,
+  type HttpRequest as AnyRequest,
+  type HttpResponse as AnyResponse,
+  type PlainHttpRoute,
+} from "./http-types.ts";
 import type { RequestHandler } from "./one-port-listener.ts";
 
 /** The handlers a request can end up in, in the order they are tried. */
@@ -17,6 +22,8 @@ export interface DispatchTargets {
   readonly ready: () => boolean;
   /** Adds CORS headers; true when it answered a preflight. */
   readonly cors: (req: AnyRequest, res: AnyResponse) => boolean;
+  /** Plain HTTP routes (webhooks), by `METHOD path`. */
+  readonly plainRoutes?: ReadonlyMap<string, PlainHttpRoute>;
 }
 
 /**
@@ -34,6 +41,13 @@ export function createDispatcher(targets: DispatchTargets): RequestHandler {
     }
     if (req.method === "GET" && (url === "/metrics" || url === "/healthz" || url === "/readyz" || url === jwksPath)) {
       return void serveOperations(url, targets, res);
+    }
+    const plain = targets.plainRoutes?.get(`${req.method} ${url.split("?")[0]}`);
+    if (plain !== undefined) {
+      plain.handle(req, res).catch(() => {
+        if (!res.headersSent) sendBody(res, 500, "text/plain", "internal error\n");
+      });
+      return;
     }
     targets.rest(req, res).then(
       (answered) => {

@@ -16,6 +16,18 @@ export type HttpResponse = (
   writeHead(status: number, headers?: OutgoingHttpHeaders): unknown;
 };
 
+/**
+ * A plain HTTP route on the service port, outside the RPC pipeline: for callers that
+ * speak neither gRPC nor REST transcoding, such as a payment provider's signed webhook.
+ * The route authenticates its caller itself.
+ */
+export interface PlainHttpRoute {
+  readonly method: "POST" | "GET";
+  /** The exact path, without a query string. */
+  readonly path: string;
+  handle(req: HttpRequest, res: HttpResponse): Promise<void>;
+}
+
 /** Sends a complete small response. */
 export function sendBody(res: HttpResponse, status: number, contentType: string, body: string): void {
   res.writeHead(status, { "content-type": contentType });

@@ -50,7 +50,8 @@ export declare type Charge = Message<"telemed.patient.v1.Charge"> & {
   description: string;
 
   /**
-   * Price before tax and insurance (from the Doctor Service or the price list).
+   * Price before tax and insurance, from the Doctor Service or the producer; when
+   * unset, the service's price list for the kind (INVALID_ARGUMENT if it has none).
    *
    * @generated from field: telemed.patient.v1.Money amount = 5;
    */
