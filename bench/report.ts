@@ -22,6 +22,8 @@ export interface RatioReport {
   readonly disturbed: boolean;
   /** What was compared (ratios.ts). */
   readonly measure: RatioMeasure;
+  /** Both sides ran and are valid (a missing value then means the comparison itself is undefined). */
+  readonly bothValid: boolean;
 }
 
 /** A result counts only when every request succeeded. */
@@ -38,10 +40,11 @@ export function computeRatios(reports: readonly TargetReport[], disturbedCores: 
       const top = byId.get(spec.numerator);
       const bottom = byId.get(spec.denominator);
       const measure = spec.measure ?? "rps";
-      const value =
+      const compared =
         isValid(top) && isValid(bottom)
           ? compare(measure, top?.outcome?.load as LoadResult, bottom?.outcome?.load as LoadResult)
           : undefined;
+      const value = compared !== undefined && Number.isFinite(compared) ? compared : undefined;
       // Throughput must reach its goal; latency must stay within it.
       const met =
         spec.goal === undefined || value === undefined
@@ -50,13 +53,17 @@ export function computeRatios(reports: readonly TargetReport[], disturbedCores: 
             ? value >= spec.goal
             : value <= spec.goal;
       const disturbed = [top, bottom].some((side) => (side?.outcome?.otherLoadCores ?? 0) >= disturbedCores);
-      return { key: spec.key, label: spec.label, value, goal: spec.goal, met, disturbed, measure };
+      const bothValid = isValid(top) && isValid(bottom);
+      return { key: spec.key, label: spec.label, value, goal: spec.goal, met, disturbed, measure, bothValid };
     });
 }
 
 /** The compared value of two loads. */
 function compare(measure: RatioMeasure, top: LoadResult, bottom: LoadResult): number {
-  if (measure === "p99") return top.p99Ms / bottom.p99Ms;
+  // A ratio of latencies means nothing when the base is zero or negative (a dispatch
+  // that arrives before the answer it is timed from): no value, rather than a
+  // negative one that would pass any goal.
+  if (measure === "p99") return bottom.p99Ms > 0 ? top.p99Ms / bottom.p99Ms : Number.NaN;
   if (measure === "p99-margin") return top.p99Ms - bottom.p99Ms;
   return top.rps / bottom.rps;
 }
@@ -102,7 +109,9 @@ export function renderTables(reports: readonly TargetReport[], ratios: readonly 
     ratios.map((ratio) => [
       ratio.label,
       ratio.value === undefined
-        ? "n/a"
+        ? ratio.measure === "p99" && ratio.bothValid
+          ? "n/a (base p99 <= 0)"
+          : "n/a"
         : ratio.measure === "p99-margin"
           ? `${ratio.value >= 0 ? "+" : ""}${fixed(ratio.value, 1)} ms`
           : `${fixed(ratio.value, 2)}x`,
@@ -113,7 +122,7 @@ export function renderTables(reports: readonly TargetReport[], ratios: readonly 
           : ratio.measure === "p99"
             ? `<= ${ratio.goal}x`
             : `<= +${ratio.goal} ms`,
-      `${ratio.met === undefined ? (ratio.goal === undefined ? "" : "no result") : ratio.met ? "met" : "NOT met"}${ratio.disturbed ? " (other work ran meanwhile: unreliable)" : ""}`,
+      `${ratio.met === undefined ? (ratio.goal === undefined ? "" : ratio.bothValid ? "not comparable" : "no result") : ratio.met ? "met" : "NOT met"}${ratio.disturbed ? " (other work ran meanwhile: unreliable)" : ""}`,
     ]),
   );
   return ratios.length === 0 ? results : `${results}\n\n${ratioTable}`;

@@ -98,6 +98,8 @@ export async function startEmergencies(
     const updates = new EmergencyUpdates(notifications.bus, settings.lanePrefix);
     closers.push(async () => updates.stop());
 
+    // Publishing counts as emergency work for the precedence gate.
+    const lanePublisher = withPrecedence(lane, precedence);
     let relay: OutboxRelay | undefined;
     // Functional safety 1: CreateEmergency's local journal while PostgreSQL is down.
     const journal = await startFailSafe({
@@ -106,7 +108,7 @@ export async function startEmergencies(
       codec: security.auth.secretBox,
       em,
       sql,
-      lane: withPrecedence(lane, precedence),
+      lane: lanePublisher,
       clock,
       audit: security.audit,
       logger: log,
@@ -123,6 +125,13 @@ export async function startEmergencies(
       clock,
       failSafe: journal?.failSafe,
       mergeWindowSeconds: settings.mergeWindowSeconds,
+      publishNow: (message) => {
+        lanePublisher.publish("requested", message.priority, message.msgId, message.payload).then(
+          () => relay?.kick(),
+          // NATS down or slow: the relay's retries with backoff take it from here.
+          () => relay?.kick(),
+        );
+      },
       committed: (id) => {
         updates.announce(id);
         relay?.kick();
@@ -131,7 +140,7 @@ export async function startEmergencies(
     relay = new OutboxRelay({
       em,
       sql,
-      lane: withPrecedence(lane, precedence),
+      lane: lanePublisher,
       clock,
       audit: security.audit,
       logger: log,

@@ -4,7 +4,15 @@ import { isDatabaseUnavailable } from "../db/database-errors.ts";
 import type { Clock } from "../shared/clock.ts";
 import { DomainError, etagMismatch, notFound } from "../shared/domain-errors.ts";
 import { uuidV7 } from "../shared/uuid-v7.ts";
-import { type EmergencyKind, isCancellable, isEnded, mergesInto, priorityOf, type Severity } from "./emergency.ts";
+import {
+  type EmergencyKind,
+  isCancellable,
+  isEnded,
+  mergesInto,
+  type Priority,
+  priorityOf,
+  type Severity,
+} from "./emergency.ts";
 import {
   type EmergencyRecord,
   type EmergencyView,
@@ -47,6 +55,13 @@ export interface JournalAudit {
   journalled(): void;
 }
 
+/** A committed request's dispatch message, as its outbox row holds it. */
+export interface DispatchNow {
+  readonly priority: Priority;
+  readonly msgId: string;
+  readonly payload: Uint8Array;
+}
+
 /** What the intake needs. */
 export interface IntakeDeps {
   /** A fork of the emergencies' own ORM (its own connection pool). */
@@ -59,6 +74,11 @@ export interface IntakeDeps {
   readonly mergeWindowSeconds: number;
   /** After a commit: wake watchers of the emergency and the outbox relay. */
   readonly committed: (emergencyId: string) => void;
+  /**
+   * Publishes a new request's dispatch message as soon as it has committed, with the
+   * payload in hand, before the answer; none: the relay alone publishes.
+   */
+  readonly publishNow?: (message: DispatchNow) => void;
   /** The journal for CreateEmergency while PostgreSQL is down (functional safety 1); none: no fallback. */
   readonly failSafe?: EmergencyFailSafe;
 }
@@ -66,7 +86,8 @@ export interface IntakeDeps {
 /**
  * Raising and cancelling emergencies. Each is one transaction: the emergency row, its
  * timeline entry, the outbox row for the lane and the audit entry commit together, and
- * the answer never waits for NATS (the relay publishes after the commit).
+ * the answer never waits for NATS (the request is published after the commit without
+ * waiting for it, and the outbox relay makes sure it was).
  */
 export class EmergencyIntake {
   readonly #deps: IntakeDeps;
@@ -164,6 +185,14 @@ export class EmergencyIntake {
       await audit(em, emergencyName(input.patientId, record.id)); // last: it holds the audit chain's head lock until commit
       return { id: record.id, merged: false, changed: true };
     });
+    if (result.id === record.id && !result.merged) {
+      // Straight to the lane: under a flood of routine calls the relay's round (a
+      // transaction, a claiming SELECT, then the publish) waits several turns of the busy
+      // event loop. Its own publish of the outbox row follows and is dropped by the lane
+      // as a duplicate (same Nats-Msg-Id); it still marks the row sent and records the
+      // dispatch, and stays the path that retries when NATS is down.
+      this.#deps.publishNow?.({ priority: record.priority, msgId: msgIds.requested(record.id), payload });
+    }
     if (result.changed) this.#deps.committed(result.id);
     const view = await this.read(result.id).catch((error: unknown) => {
       // Committed, then the database went: a new emergency is known well enough to answer.
