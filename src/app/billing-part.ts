@@ -37,7 +37,8 @@ const payeeName = "Telemed Patient Service";
 /**
  * Starts billing and payments (issue #7, RQ-PT008): charges, invoices with taxes and
  * insurance, UPI payments through a `PaymentProvider`, its signed webhook, polling,
- * refunds and receipts. Without PAYMENT_PROVIDER_URL the UPI provider simulator starts
+ * refunds and receipts. Without PAYMENT_PROVIDER_URL (allowed only in development:
+ * SIMULATORS=embedded or PAYMENT_SIMULATOR=embedded) the UPI provider simulator starts
  * as a real HTTP server (src/simulators/upi-provider-server.ts), with API key and
  * webhook secret generated once under DATA_DIR/keys, as the other development keys are.
  */
@@ -49,6 +50,14 @@ export async function startBilling(context: AppContext, notifications: Notificat
   const create = !settings.secretsConfigured;
   const apiKey = await secretFile(settings.apiKeyFile, create);
   const webhookSecret = await secretFile(settings.webhookSecretFile, create);
+  // loadConfig refuses a missing PAYMENT_PROVIDER_URL unless the simulator was allowed
+  // (SIMULATORS=embedded, or PAYMENT_SIMULATOR=embedded): checked again here, so no
+  // other way of building the configuration can start simulated money by accident.
+  if (settings.providerUrl === undefined && settings.simulator !== "embedded") {
+    throw new Error(
+      "no PAYMENT_PROVIDER_URL and the UPI provider simulator is not allowed (PAYMENT_SIMULATOR=embedded)",
+    );
+  }
   const simulator =
     settings.providerUrl === undefined
       ? await startUpiProvider({
@@ -97,7 +106,7 @@ export async function startBilling(context: AppContext, notifications: Notificat
     callbackUrl: () => (callbackBase === "" ? "" : new URL(paymentWebhookPath, callbackBase).toString()),
     collectExpirySeconds: settings.collectExpirySeconds,
   });
-  const invoicing = new Invoicing({ em, store, patientOf, clock, settings });
+  const invoicing = new Invoicing({ em, store, patientOf, clock, box: security.auth.secretBox, settings });
   const cancellations = new CancellationRefunds({ em, store, payments, clock, logger: log });
   const worker = new BillingWorker({
     em,

@@ -23,14 +23,19 @@ export interface SecretKeySettings {
  * service and its scripts passes them.
  */
 export function freeTextEncryptionSteps(crypto: FieldCrypto, auth: SecretKeySettings, logger?: Logger): DataStep[] {
-  let box: Promise<SecretBox> | undefined;
-  const legacyBox = () => {
-    box ??= loadSecretKey(auth.secretKeyFile, { create: !auth.secretKeyConfigured }).then(secretBoxFor);
-    return box;
-  };
+  const legacyBox = lazySecretBox(auth);
   return [
     emergencyEncryptionStep(crypto, logger),
     ...consultationEncryptionSteps(legacyBox, crypto, logger),
     insightEncryptionStep(legacyBox, crypto, logger),
   ];
+}
+
+/** The secret box of SECRET_KEY_FILE, loaded on the first call only (a data step that finds no row reads no key). */
+export function lazySecretBox(auth: SecretKeySettings): () => Promise<SecretBox> {
+  let box: Promise<SecretBox> | undefined;
+  return () => {
+    box ??= loadSecretKey(auth.secretKeyFile, { create: !auth.secretKeyConfigured }).then(secretBoxFor);
+    return box;
+  };
 }

@@ -12,8 +12,14 @@ export interface ListPrice {
 
 /** Settings of billing and payments (documented in .env.example and the README). */
 export interface BillingConfig {
-  /** PAYMENT_PROVIDER_URL: the UPI payment provider's API; undefined starts the embedded simulator. */
+  /** PAYMENT_PROVIDER_URL: the UPI payment provider's API; undefined starts the embedded simulator (only with `simulator: "embedded"`). */
   readonly providerUrl: string | undefined;
+  /**
+   * PAYMENT_SIMULATOR: `embedded` allows the in-process UPI provider simulator when no
+   * PAYMENT_PROVIDER_URL is set. Default: what SIMULATORS is, so a production-shaped
+   * deployment (every sibling URL set) must name a real provider or opt in explicitly.
+   */
+  readonly simulator: "embedded" | "off";
   /** PAYMENT_PROVIDER_NAME: stored with each payment; `upi` with a PAYMENT_PROVIDER_URL, `upi-sim` for the simulator. */
   readonly providerName: string;
   /** PAYMENT_PROVIDER_API_KEY_FILE: the key our calls to the provider carry; default DATA_DIR/keys/payment-provider-api.key. */
@@ -46,11 +52,15 @@ export interface BillingConfig {
   readonly invoiceIntervalMs: number;
 }
 
-/** Reads the billing settings; problems are recorded on `read`. */
-export function readBillingConfig(read: EnvReader, dataDir: string): BillingConfig {
+/**
+ * Reads the billing settings; problems are recorded on `read`. `simulators` is the
+ * resolved SIMULATORS setting: the default of PAYMENT_SIMULATOR.
+ */
+export function readBillingConfig(read: EnvReader, dataDir: string, simulators: "embedded" | "off"): BillingConfig {
   const apiKeyFile = read.raw("PAYMENT_PROVIDER_API_KEY_FILE");
   const webhookSecretFile = read.raw("PAYMENT_WEBHOOK_SECRET_FILE");
   const providerUrl = read.url("PAYMENT_PROVIDER_URL", ["http", "https"]);
+  const simulator = readSimulator(read, providerUrl, simulators);
   if (providerUrl !== undefined && (apiKeyFile === undefined || webhookSecretFile === undefined)) {
     read.problem(
       "PAYMENT_PROVIDER_URL",
@@ -71,6 +81,7 @@ export function readBillingConfig(read: EnvReader, dataDir: string): BillingConf
   }
   return Object.freeze({
     providerUrl,
+    simulator,
     providerName,
     apiKeyFile: apiKeyFile ?? join(dataDir, "keys", "payment-provider-api.key"),
     webhookSecretFile: webhookSecretFile ?? join(dataDir, "keys", "payment-webhook.key"),
@@ -87,6 +98,34 @@ export function readBillingConfig(read: EnvReader, dataDir: string): BillingConf
     priceList: readPriceList(read),
     invoiceIntervalMs: read.integer("BILLING_INVOICE_INTERVAL_MS", 60_000, 0, 86_400_000),
   });
+}
+
+/**
+ * PAYMENT_SIMULATOR. The simulator approves every collect and calls back as the provider
+ * would, so invoices end PAID with no money moved: outside a development stack that is
+ * a silent loss, so without PAYMENT_PROVIDER_URL it needs SIMULATORS=embedded (the
+ * default unless every sibling has a URL) or an explicit PAYMENT_SIMULATOR=embedded.
+ */
+function readSimulator(
+  read: EnvReader,
+  providerUrl: string | undefined,
+  simulators: "embedded" | "off",
+): "embedded" | "off" {
+  const explicit = read.raw("PAYMENT_SIMULATOR") !== undefined;
+  const simulator = read.oneOf("PAYMENT_SIMULATOR", ["embedded", "off"], simulators);
+  if (providerUrl === undefined && simulator === "off") {
+    read.problem(
+      "PAYMENT_PROVIDER_URL",
+      `is required when ${explicit ? "PAYMENT_SIMULATOR" : "SIMULATORS"}=off: without it the embedded UPI simulator would mark invoices paid with no money moved (a development stack opts in with PAYMENT_SIMULATOR=embedded)`,
+    );
+  }
+  if (providerUrl !== undefined && explicit && simulator === "embedded") {
+    read.problem(
+      "PAYMENT_SIMULATOR",
+      "must not be embedded when PAYMENT_PROVIDER_URL names a provider (set one or the other)",
+    );
+  }
+  return simulator;
 }
 
 function readTaxes(read: EnvReader): readonly TaxRule[] {

@@ -5,7 +5,8 @@ import { failureReasons, paymentStates, refundStates } from "./payment-states.ts
 /**
  * The billing context's tables (issue #7, RQ-PT008). Rows are read and written with
  * hand-written SQL (billing-store.ts); these entities describe the schema, which
- * Migration20261129150000_create_billing builds (test/db/schema-drift.test.ts).
+ * Migration20261129150000_create_billing builds and Migration20261129170000/170100 (the
+ * invoice's insurance sealed) change (test/db/schema-drift.test.ts).
  * Amounts are `bigint` minor units with a `varchar(3)` ISO 4217 code, never numeric
  * or floating point. "Never charged twice" is held by the database, not only the code:
  *
@@ -66,7 +67,8 @@ export const InvoiceEntity = defineEntity({
     patientTotalMinor: p.bigint("string").check("patient_total_minor >= 0"),
     paidMinor: p.bigint("string").check("paid_minor >= 0"),
     refundedMinor: p.bigint("string").check("refunded_minor >= 0 and refunded_minor <= paid_minor"),
-    insurance: p.json<Record<string, unknown>>().nullable(),
+    /** The insurance applied (insurer, policy number, member id, coverage), sealed with the secret box, bound to the invoice id. */
+    insuranceSealed: p.text().nullable(),
     dueDate: p.date(),
     issuedAt: p.datetime(3),
     paidAt: p.datetime(3).nullable(),

@@ -87,10 +87,13 @@ export function billingService(u: BillingUseCases): Partial<ServiceImpl<typeof B
       const states = invoiceStatesOf(request.states);
       const scope = `invoices:${patientId}:${states.join(",")}`;
       const size = request.pageSize || defaultPageSize;
-      const rows = await u.invoicing.list(patientId, states, pageOf(scope, request.pageToken), size + 1);
+      const views = await u.invoicing.list(patientId, states, pageOf(scope, request.pageToken), size + 1);
       return {
-        invoices: rows.slice(0, size).map(invoiceToProto),
-        nextPageToken: nextOf(scope, rows, size, (row) => ({ t: new Date(row.created_at).toISOString(), i: row.id })),
+        invoices: views.slice(0, size).map(invoiceToProto),
+        nextPageToken: nextOf(scope, views, size, ({ invoice }) => ({
+          t: new Date(invoice.created_at).toISOString(),
+          i: invoice.id,
+        })),
       };
     },
 

@@ -15,8 +15,9 @@ import {
   Refund_State,
 } from "../../gen/telemed/patient/v1/billing_pb.js";
 import { ActorRole } from "../../gen/telemed/patient/v1/common_pb.js";
-import type { ChargeRow, InvoiceRow, RefundRow } from "./billing-store.ts";
 import { invoiceName, paymentName } from "./billing-notices.ts";
+import type { ChargeRow, RefundRow } from "./billing-store.ts";
+import type { InvoiceView } from "./invoice-insurance.ts";
 import {
   amountDue,
   type ChargeKindName,
@@ -100,15 +101,10 @@ export function chargeToProto(row: ChargeRow): Charge {
   });
 }
 
-export function invoiceToProto(row: InvoiceRow): Invoice {
+/** An invoice, its insurance opened by the caller (the use case: `Invoicing.get` and `list`). */
+export function invoiceToProto({ invoice: row, insurance }: InvoiceView): Invoice {
   const c = row.currency;
   const [year, month, day] = row.due_day.split("-").map(Number) as [number, number, number];
-  const insurance = row.insurance as {
-    provider: string;
-    policyNumber: string;
-    memberId: string;
-    coverageBasisPoints: number;
-  } | null;
   return create(InvoiceSchema, {
     name: invoiceName(row.patient_id, row.id),
     invoiceNumber: row.invoice_number,
@@ -142,7 +138,7 @@ export function invoiceToProto(row: InvoiceRow): Invoice {
       c,
     ),
     insurance:
-      insurance === null
+      insurance === undefined
         ? undefined
         : {
             provider: insurance.provider,

@@ -34,7 +34,8 @@ export interface InvoiceRow {
   readonly patient_total_minor: string;
   readonly paid_minor: string;
   readonly refunded_minor: string;
-  readonly insurance: Record<string, unknown> | null;
+  /** The insurance applied, sealed (secret box, bound to the invoice); `openInsurance` opens it. Null: none. */
+  readonly insurance_sealed: string | null;
   /** `YYYY-MM-DD`. */
   readonly due_day: string;
   readonly issued_at: Time;

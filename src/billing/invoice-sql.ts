@@ -166,7 +166,8 @@ export class InvoiceSql {
       currency: string;
       lines: unknown[];
       totals: { subtotal: bigint; tax: bigint; total: bigint; covered: bigint; patientTotal: bigint };
-      insurance: Record<string, unknown> | null;
+      /** Sealed (invoice-insurance.ts); null when no insurance applied. */
+      insuranceSealed: string | null;
       dueDate: string;
       now: Date;
     },
@@ -174,8 +175,8 @@ export class InvoiceSql {
     await em.execute(
       `insert into "billing_invoices" ("id", "patient_id", "invoice_number", "state", "currency", "lines", ` +
         `"subtotal_minor", "tax_minor", "total_minor", "covered_minor", "patient_total_minor", "paid_minor", ` +
-        `"refunded_minor", "insurance", "due_date", "issued_at", "paid_at", "version", "created_at", "updated_at") ` +
-        `values (?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, 0, 0, ?::jsonb, ?, ?, ?, 1, ?, ?)`,
+        `"refunded_minor", "insurance_sealed", "due_date", "issued_at", "paid_at", "version", "created_at", "updated_at") ` +
+        `values (?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, 1, ?, ?)`,
       [
         i.id,
         i.patientId,
@@ -188,7 +189,7 @@ export class InvoiceSql {
         i.totals.total.toString(),
         i.totals.covered.toString(),
         i.totals.patientTotal.toString(),
-        i.insurance === null ? null : JSON.stringify(i.insurance),
+        i.insuranceSealed,
         i.dueDate,
         i.now,
         i.state === "paid" ? i.now : null,

@@ -1,11 +1,13 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import type { SecretBox } from "../auth/auth-deps.ts";
 import type { WriteAudit } from "../records/record-writes.ts";
 import type { Patient } from "../patients/patient.ts";
 import type { Clock } from "../shared/clock.ts";
 import { alreadyExists, invalidArgument, notFound } from "../shared/domain-errors.ts";
 import { isUuid, uuidV7 } from "../shared/uuid-v7.ts";
 import type { BillingConfig } from "./billing-config.ts";
-import type { BillingStore, ChargeRow, InvoiceRow } from "./billing-store.ts";
+import type { BillingStore, ChargeRow } from "./billing-store.ts";
+import { type InvoiceView, invoiceView, sealInsurance } from "./invoice-insurance.ts";
 import {
   type ChargeKindName,
   type InvoiceableCharge,
@@ -31,6 +33,8 @@ export interface InvoicingDeps {
   /** The patient's profile (insurance), through the patients context. */
   readonly patientOf: (patientId: string) => Promise<Patient>;
   readonly clock: Clock;
+  /** Seals the insurance copy of each invoice at rest (invoice-insurance.ts). */
+  readonly box: SecretBox;
   readonly settings: Pick<BillingConfig, "taxes" | "coverageBasisPoints" | "invoiceDueDays" | "priceList">;
 }
 
@@ -128,11 +132,12 @@ export class Invoicing {
     }
   }
 
-  async get(patientId: string, invoiceId: string): Promise<InvoiceRow> {
+  /** An invoice, its insurance opened. */
+  async get(patientId: string, invoiceId: string): Promise<InvoiceView> {
     if (!isUuid(invoiceId)) throw notFound("Invoice");
     const row = await this.#d.store.invoice(this.#d.em(), patientId, invoiceId);
     if (row === undefined) throw notFound("Invoice");
-    return row;
+    return invoiceView(this.#d.box, row);
   }
 
   async list(
@@ -140,9 +145,10 @@ export class Invoicing {
     states: readonly InvoiceStateName[],
     after: { createdAt: string; id: string } | undefined,
     limit: number,
-  ): Promise<InvoiceRow[]> {
+  ): Promise<InvoiceView[]> {
     if (after === undefined) await this.rollUp(patientId);
-    return this.#d.store.invoices(this.#d.em(), patientId, states, after, limit);
+    const rows = await this.#d.store.invoices(this.#d.em(), patientId, states, after, limit);
+    return rows.map((row) => invoiceView(this.#d.box, row));
   }
 
   async #issue(tx: EntityManager, patient: Patient, currency: string, charges: ChargeRow[], now: Date) {
@@ -164,15 +170,15 @@ export class Invoicing {
         covered: totals.coveredMinor,
         patientTotal: totals.patientTotalMinor,
       },
-      insurance:
+      insuranceSealed:
         insurance === undefined
           ? null
-          : {
+          : sealInsurance(this.#d.box, id, {
               provider: insurance.provider,
               policyNumber: insurance.policyNumber,
               memberId: insurance.memberId,
               coverageBasisPoints: coverage,
-            },
+            }),
       dueDate: new Date(now.getTime() + this.#d.settings.invoiceDueDays * 86_400_000).toISOString().slice(0, 10),
       now,
     });

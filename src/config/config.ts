@@ -149,6 +149,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     notification: read.url(siblingVariables.notification, ["http", "https"]),
   });
   const dataDir = resolve(read.raw("DATA_DIR") ?? ".data");
+  const simulators = read.oneOf("SIMULATORS", ["embedded", "off"], defaultSimulators(siblings));
   const config: Config = {
     mode,
     port: read.integer("PORT", 8080, 0, 65535),
@@ -168,7 +169,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     readMaxBytes: read.integer("READ_MAX_BYTES", mebibyte, 1024, 64 * mebibyte),
     corsAllowedOrigins: readOrigins(read),
     shutdownGraceMs: read.integer("SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
-    simulators: read.oneOf("SIMULATORS", ["embedded", "off"], defaultSimulators(siblings)),
+    simulators,
     siblings,
     auth: readAuth(read, dataDir),
     audit: readAudit(read, dataDir),
@@ -178,7 +179,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     emergencies: readEmergencyConfig(read),
     records: readRecordConfig(read, dataDir),
     insights: readInsightConfig(read),
-    billing: readBillingConfig(read, dataDir),
+    billing: readBillingConfig(read, dataDir, simulators),
   };
   if (config.simulators === "off") {
     for (const [sibling, variable] of Object.entries(siblingVariables)) {

@@ -24,6 +24,8 @@ describe("sibling services: embedded simulators by default, configured URLs when
         PARAMEDIC_SERVICE_URL: external.url,
         XRAY_SERVICE_URL: external.url,
         NOTIFICATION_SERVICE_URL: external.url,
+        // Every sibling has a URL (SIMULATORS=off): billing's UPI simulator needs the explicit opt-in.
+        PAYMENT_SIMULATOR: "embedded",
       });
       apps.push(t);
       expect(t.app.siblings.simulators).toBeUndefined();

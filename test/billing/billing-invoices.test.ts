@@ -7,7 +7,7 @@ import { FamilyGrant } from "../../gen/telemed/patient/v1/family_pb.js";
 import { bookFirstFree, consultations, refusal, ShiftedClock } from "../consultations/consultation-fixtures.ts";
 import { signUpPatient, staffSession, type TestSession } from "../support/auth-fixtures.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
-import { billing, billingTestEnv, guardianOf, invoiceOf } from "./billing-fixtures.ts";
+import { billing, billingTestEnv, guardianOf, invoiceOf, sql } from "./billing-fixtures.ts";
 
 let t: TestApp;
 const clock = new ShiftedClock();
@@ -110,6 +110,39 @@ describe("TST-PT008 charges and invoices", () => {
         }),
       ),
     ).toMatchObject({ code: Code.InvalidArgument, fields: ["payment.upi_id"] });
+  });
+
+  it("an invoice shows the insurance it applied, which is sealed at rest (no policy number in the row)", async () => {
+    const policyNumber = `POL-${randomUUID()}`;
+    const memberId = `MEM-${randomUUID()}`;
+    const insured = await signUpPatient(t, {
+      patient: { insurance: { provider: "Star Health", policyNumber, memberId } },
+    });
+    const invoice = await invoiceOf(t, admin, insured, [10_000n]);
+    expect(invoice.insurance).toMatchObject({
+      provider: "Star Health",
+      policyNumber,
+      memberId,
+      coverageBasisPoints: 8000,
+    });
+    const { invoice: read } = await billing(t, insured).getInvoice({ name: invoice.name });
+    expect(read?.insurance).toMatchObject({ policyNumber, memberId });
+    const rows = await sql<Record<string, unknown>>(t, `select * from "billing_invoices" where "patient_id" = $1`, [
+      insured.patient.split("/").pop(),
+    ]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).not.toHaveProperty("insurance");
+    const raw = JSON.stringify(rows);
+    expect(raw).not.toContain(policyNumber);
+    expect(raw).not.toContain(memberId);
+    expect(raw).not.toContain("Star Health");
+    // Bound to its row: the sealed copy moved to another of the patient's invoices does not open there.
+    const next = await invoiceOf(t, admin, insured, [5_000n]);
+    await sql(t, `update "billing_invoices" set "insurance_sealed" = $1 where "id" = $2`, [
+      rows[0]?.insurance_sealed,
+      next.name.split("/").pop(),
+    ]);
+    await expect(billing(t, insured).getInvoice({ name: next.name })).rejects.toMatchObject({ code: Code.DataLoss });
   });
 
   it("TST-PT008-6 another patient's invoice and payments are NOT_FOUND, by any name", async () => {

@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config/config.ts";
 
@@ -57,5 +58,59 @@ describe("configuration from the environment", () => {
       expect(message).toContain(name);
     }
     expect(message).not.toContain("secret-password");
+  });
+});
+
+describe("no simulated money outside development (PAYMENT_SIMULATOR)", () => {
+  const siblings = {
+    DOCTOR_SERVICE_URL: "http://doctor:8080",
+    PARAMEDIC_SERVICE_URL: "http://paramedic:8080",
+    XRAY_SERVICE_URL: "http://xray:8080",
+    NOTIFICATION_SERVICE_URL: "http://notification:8080",
+  };
+  const keyFile = fileURLToPath(import.meta.url); // any readable file stands in for a key file here
+  const problemsOf = (env: Record<string, string>): string => {
+    try {
+      loadConfig(env);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as ConfigError).message;
+    }
+    return "";
+  };
+
+  it("a development stack runs the embedded UPI simulator by default", () => {
+    expect(loadConfig({}).billing).toMatchObject({ providerUrl: undefined, simulator: "embedded" });
+  });
+
+  it("refuses to start without PAYMENT_PROVIDER_URL when the siblings are real (SIMULATORS=off)", () => {
+    for (const env of [siblings, { ...siblings, SIMULATORS: "off" }]) {
+      const message = problemsOf(env);
+      expect(message).toContain("PAYMENT_PROVIDER_URL");
+      expect(message).toContain("no money moved");
+      expect(message).toContain("PAYMENT_SIMULATOR=embedded");
+    }
+    expect(problemsOf({ PAYMENT_SIMULATOR: "off" })).toContain(
+      "PAYMENT_PROVIDER_URL is required when PAYMENT_SIMULATOR=off",
+    );
+  });
+
+  it("starts the simulator with real siblings only on an explicit PAYMENT_SIMULATOR=embedded", () => {
+    expect(loadConfig({ ...siblings, PAYMENT_SIMULATOR: "embedded" })).toMatchObject({
+      simulators: "off",
+      billing: { providerUrl: undefined, simulator: "embedded" },
+    });
+  });
+
+  it("a real provider needs no opt-in, and refuses the simulator beside it", () => {
+    const provider = {
+      ...siblings,
+      PAYMENT_PROVIDER_URL: "https://psp.example/upi",
+      PAYMENT_PROVIDER_API_KEY_FILE: keyFile,
+      PAYMENT_WEBHOOK_SECRET_FILE: keyFile,
+    };
+    expect(loadConfig(provider).billing).toMatchObject({ providerUrl: "https://psp.example/upi", simulator: "off" });
+    expect(problemsOf({ ...provider, PAYMENT_SIMULATOR: "embedded" })).toContain("PAYMENT_SIMULATOR");
+    expect(problemsOf({ PAYMENT_SIMULATOR: "sometimes" })).toContain("PAYMENT_SIMULATOR");
   });
 });

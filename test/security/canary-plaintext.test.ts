@@ -13,6 +13,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Assignment_State } from "../../gen/telemed/paramedic/v1/paramedic_pb.js";
+import { Payment_State, ReceiptFormat } from "../../gen/telemed/patient/v1/billing_pb.js";
 import { PlatformFeedback_Category } from "../../gen/telemed/patient/v1/consultation_pb.js";
 import { Emergency_State } from "../../gen/telemed/patient/v1/emergency_pb.js";
 import { InsightService } from "../../gen/telemed/patient/v1/insight_service_pb.js";
@@ -20,6 +21,7 @@ import { PatientSchema } from "../../gen/telemed/patient/v1/patient_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import { TestResult_Interpretation } from "../../gen/telemed/patient/v1/record_pb.js";
 import { ClientRecordChange_Operation as Operation } from "../../gen/telemed/patient/v1/record_sync_pb.js";
+import { billing, billingTestEnv, invoiceOf, provider } from "../billing/billing-fixtures.ts";
 import { bookFirstFree, consultations, ShiftedClock } from "../consultations/consultation-fixtures.ts";
 import {
   assignmentOf,
@@ -52,8 +54,8 @@ import {
 } from "./plaintext-search.ts";
 
 /**
- * Issue #6, "Encryption (safety 2)": canary values written through the public API
- * into every place PHI or contact data goes must not be found in clear in `pg_dump`,
+ * Issue #6, "Encryption (safety 2)", and billing (issue #7): canary values written
+ * through the public API into every place PHI, contact or payment data goes must not be found in clear in `pg_dump`,
  * the JetStream store and NATS traffic, Redis, the service's logs or its DATA_DIR.
  *
  * Names stay in clear by design (search); they serve as the positive control that
@@ -82,6 +84,8 @@ const searched: Searched[] = [];
 /** The positive controls: each must be found where it was put. */
 const controls = { name: token(), redis: token(), nats: token(), log: token() };
 let emergencyName = "";
+/** The insurance and UPI id the invoice and payments showed through the API (opened), to compare with the canaries. */
+let billed: { policyNumber: string; memberId: string; upiIds: string[]; receipts: number } | undefined;
 /** What the emergency was raised with, and what the Paramedic simulator opened from the lane. */
 let reported: { description: string; callbackPhone: string; landmark: string } | undefined;
 let dispatched: { description: string; callbackPhone: string; landmark: string } | undefined;
@@ -112,7 +116,13 @@ beforeAll(async () => {
   const sink = new PassThrough();
   sink.on("data", (chunk: Buffer) => logs.push(...chunk.toString("utf8").split("\n").filter(Boolean)));
   t = await startTestApp(
-    { ...recordTestEnv, NATS_URL: natsUrl, LOG_LEVEL: "debug", EMERGENCY_RELAY_INTERVAL_MS: "50" },
+    {
+      ...recordTestEnv,
+      ...billingTestEnv,
+      NATS_URL: natsUrl,
+      LOG_LEVEL: "debug",
+      EMERGENCY_RELAY_INTERVAL_MS: "50",
+    },
     { logs: sink, clock, redisKeyPrefix: redisPrefix },
   );
   cleanups.push(() => t.close());
@@ -177,6 +187,7 @@ async function writeCanaries(): Promise<void> {
 
   await medicalRecords(patient, asha);
   await emergency(patient);
+  await payments(admin);
 }
 
 /** Contact details: a sign-up, a log-in and a reset by email, and an admin's update. */
@@ -318,6 +329,71 @@ async function emergency(patient: TestSession): Promise<void> {
   await client.listEmergencies({ parent: patient.patient });
 }
 
+/**
+ * Billing: a patient insured under a canary policy and member id, with a canary UPI id
+ * on the profile, is charged (as an admin), invoiced (the invoice keeps a copy of the
+ * insurance), pays part with the profile's UPI id and the rest with another canary UPI
+ * id in the request; the UPI provider simulator approves both and calls back (and is
+ * polled), receipts are downloaded, an admin refunds part: BILLING notifications for
+ * each. The simulator is "the provider" and may hold the UPI ids; our stores may not.
+ */
+async function payments(admin: TestSession): Promise<void> {
+  const policyNumber = canary("billing.insurance.policy_number");
+  const memberId = canary("billing.insurance.member_id");
+  const profileUpi = canary("billing.profile.upi_id", `${token()}@okaxis`);
+  const requestUpi = canary("billing.payment.upi_id", `${token()}@oksbi`);
+  const payer = await signUpPatient(t, {
+    patient: { upiId: profileUpi, insurance: { provider: "Star Health", policyNumber, memberId } },
+  });
+  const invoice = await invoiceOf(t, admin, payer, [100_000n]); // patient total ₹236.00
+  const client = billing(t, payer);
+  const first = (
+    await client.createPayment({
+      parent: payer.patient,
+      payment: { invoice: invoice.name, amount: { amountMinor: 10_000n, currencyCode: "INR" } },
+      requestId: randomUUID(),
+    })
+  ).payment;
+  await provider(t).tick(); // approved and settled: callbacks to the webhook
+  const second = (
+    await client.createPayment({
+      parent: payer.patient,
+      payment: { invoice: invoice.name, upiId: requestUpi },
+      requestId: randomUUID(),
+    })
+  ).payment;
+  await client.getPayment({ name: second?.name ?? "" }); // polled at the provider
+  await provider(t).tick();
+  const names = [first?.name ?? "", second?.name ?? ""];
+  const settled = await Promise.all(names.map(async (name) => (await client.getPayment({ name })).payment));
+  if (settled.some((payment) => payment?.state !== Payment_State.SUCCEEDED)) throw new Error("payments not settled");
+  let receipts = 0;
+  for (const name of names) {
+    for (const format of [ReceiptFormat.HTML, ReceiptFormat.PDF]) {
+      const { receipt } = await client.getPaymentReceipt({ name: `${name}/receipt`, format });
+      receipts += receipt?.content.length ? 1 : 0;
+    }
+  }
+  await billing(t, admin).refundPayment({
+    name: second?.name ?? "",
+    amount: { amountMinor: 5_000n, currencyCode: "INR" },
+    reason: "Goodwill",
+    requestId: randomUUID(),
+  });
+  await provider(t).tick(); // the refund's callback
+  await client.listPayments({ parent: payer.patient });
+  const { invoice: read } = await client.getInvoice({ name: invoice.name });
+  await client.listInvoices({ parent: payer.patient });
+  billed = {
+    policyNumber: read?.insurance?.policyNumber ?? "",
+    memberId: read?.insurance?.memberId ?? "",
+    upiIds: settled.map((payment) => payment?.upiId ?? ""),
+    receipts,
+  };
+  if (billed.policyNumber !== policyNumber || billed.memberId !== memberId) throw new Error("insurance not shown");
+  if (billed.upiIds.join() !== [profileUpi, requestUpi].join()) throw new Error("UPI ids not shown");
+}
+
 /** Searches every place, once everything was written and every message delivered. */
 async function collectLeaks(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 500)); // deliveries, fan-out, cache refreshes
@@ -405,6 +481,10 @@ describe("issue #6, encryption (safety 2): canary values are nowhere in clear", 
     expect(where("control.log")).toHaveLength(1);
     expect(searched.every((s) => s.items > 0)).toBe(true);
     expect(canaries.length).toBeGreaterThan(25);
+  });
+
+  it("billing still shows the invoice's insurance and the payments' UPI ids through the API, and renders receipts", () => {
+    expect(billed).toMatchObject({ receipts: 4 });
   });
 
   it("the paramedics still get the description, location and callback phone: sealed to their key on the lane", () => {

@@ -73,6 +73,8 @@ describe("functional safety 1: fault injection", () => {
         PARAMEDIC_SERVICE_URL: simulators.url,
         XRAY_SERVICE_URL: simulators.url,
         NOTIFICATION_SERVICE_URL: simulators.url,
+        // Every sibling has a URL (SIMULATORS=off): billing's UPI simulator needs the explicit opt-in.
+        PAYMENT_SIMULATOR: "embedded",
         EMERGENCY_LANE_PREFIX: prefix,
         EMERGENCY_MERGE_WINDOW_SECONDS: "0",
         EMERGENCY_RELAY_INTERVAL_MS: "100",
