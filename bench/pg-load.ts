@@ -1,19 +1,13 @@
-import pg from "pg";
-import { uuidV7 } from "../src/shared/uuid-v7.ts";
-import { childOptions, exitWhenParentStops, failChild, sendToParent } from "./child-ipc.ts";
-import { runClosedLoop } from "./closed-loop.ts";
-import type { LoadAmount } from "./load-result.ts";
-import { benchEmail, benchPatientColumns } from "./patient-fixture.ts";
+import type pg from "pg";
 import { patientColumns } from "../src/patients/patient-entity.ts";
+import { uuidV7 } from "../src/shared/uuid-v7.ts";
+import { failChild } from "./child-ipc.ts";
+import { benchEmail, benchPatientColumns } from "./patient-fixture.ts";
+import { runPgDriver } from "./pg-driver.ts";
+import type { PgChildBasics } from "./pg-targets.ts";
 
 /** What bench/run.ts asks of this driver. */
-export interface PgLoadOptions {
-  readonly databaseUrl: string;
-  readonly amount: LoadAmount;
-  readonly warmupSeconds: number;
-  readonly concurrency: number;
-  /** Connections in the pool: the service's DB_POOL_MAX. */
-  readonly poolMax: number;
+export interface PgLoadOptions extends PgChildBasics {
   readonly prefix: string;
   /** `select`: read this patient id by GetPatient's query instead of inserting (a reference for GetPatient). */
   readonly selectId?: string;
@@ -26,10 +20,7 @@ export interface PgLoadOptions {
  * in code, as the service does) INSERTed into the same `patients` table. With
  * `selectId`, GetPatient's SELECT of one row, the floor for GetPatient.
  */
-async function main(): Promise<void> {
-  exitWhenParentStops();
-  const options = childOptions<PgLoadOptions>();
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax });
+function patientQueries(options: PgLoadOptions, pool: pg.Pool) {
   const names = [...Object.keys(benchPatientColumns("")), "id", "created_at", "updated_at"];
   const sql =
     `insert into "patients" (${names.map((name) => `"${name}"`).join(", ")}) ` +
@@ -49,18 +40,7 @@ async function main(): Promise<void> {
     const result = await pool.query(sql, values);
     return result.rowCount === 1;
   };
-  const issue = selectId === undefined ? insert : read;
-  const warmup = await runClosedLoop(options.concurrency, { seconds: options.warmupSeconds }, issue);
-  await sendToParent({ type: "measuring" });
-  const measured = await runClosedLoop(options.concurrency, options.amount, issue, warmup.nextN);
-  // The pool stays open until bench/run.ts says stop, so its readings after the run still see every backend.
-  await sendToParent({
-    type: "result",
-    result: {
-      measured,
-      total: { ok: warmup.all.ok + measured.all.ok, failed: warmup.all.failed + measured.all.failed },
-    },
-  });
+  return selectId === undefined ? insert : read;
 }
 
-main().catch(failChild);
+runPgDriver(patientQueries).catch(failChild);

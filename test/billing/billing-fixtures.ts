@@ -4,10 +4,8 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { ChargeKind, type Invoice } from "../../gen/telemed/patient/v1/billing_pb.js";
 import { BillingService } from "../../gen/telemed/patient/v1/billing_service_pb.js";
-import { FamilyRelationship, type FamilyGrant } from "../../gen/telemed/patient/v1/family_pb.js";
-import { FamilyService } from "../../gen/telemed/patient/v1/family_service_pb.js";
 import type { UpiProviderSimulator } from "../../src/simulators/upi-provider-simulator.ts";
-import { signUpPatient, type TestSession } from "../support/auth-fixtures.ts";
+import type { TestSession } from "../support/auth-fixtures.ts";
 import type { TestApp } from "../support/test-app.ts";
 
 /** The test app's settings for billing: the simulator and the background work move only when a test says so. */
@@ -63,23 +61,6 @@ export async function invoiceOf(
   return invoice;
 }
 
-/** A guardian of `dependent` holding `grants`, signed up and accepted. */
-export async function guardianOf(t: TestApp, dependent: TestSession, grants: FamilyGrant[]): Promise<TestSession> {
-  const guardian = await signUpPatient(t);
-  const family = (session: TestSession) =>
-    createClient(
-      FamilyService,
-      createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors: [session.interceptor] }),
-    );
-  const { familyLink } = await family(guardian).createFamilyLink({
-    parent: guardian.patient,
-    familyLink: { dependent: dependent.patient, relationship: FamilyRelationship.PARENT, grants },
-    requestId: randomUUID(),
-  });
-  await family(dependent).acceptFamilyLink({ name: familyLink?.name ?? "" });
-  return guardian;
-}
-
 /** Runs SQL on the app's database (tests read the audit log and ledger, and plant mismatches). */
 export async function sql<T extends pg.QueryResultRow>(t: TestApp, text: string, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: t.database.url });
@@ -100,3 +81,5 @@ export async function auditReasons(t: TestApp, resource: string): Promise<string
   );
   return rows.map((row) => row.reason);
 }
+
+export { guardianOf } from "../support/guardian-fixtures.ts";

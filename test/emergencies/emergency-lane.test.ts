@@ -3,7 +3,6 @@ import { connect } from "@nats-io/transport-node";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -12,6 +11,7 @@ import { signUpPatient } from "../support/auth-fixtures.ts";
 import { startTestApp } from "../support/test-app.ts";
 import { createTestDatabase } from "../support/test-database.ts";
 import { assignmentOf, emergencyClient, emergencyRequest, eventually, paramedicOf } from "./emergency-fixtures.ts";
+import { freePort } from "../support/free-port.ts";
 
 const natsUrl = process.env.TEST_NATS_URL ?? "nats://127.0.0.1:4222";
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -152,18 +152,6 @@ describe("the embedded default (no NATS_URL)", () => {
     expect(enRoute.assignment?.callSign).not.toBe("");
   });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 /** A nats-server of this test's own, with JetStream on a file store that survives its restarts. */
 async function startNats(port: number, store: string): Promise<ChildProcess> {

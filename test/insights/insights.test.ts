@@ -5,8 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditAction } from "../../gen/telemed/patient/v1/audit_pb.js";
 import { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
 import { ActorRole } from "../../gen/telemed/patient/v1/common_pb.js";
-import { FamilyGrant, FamilyRelationship } from "../../gen/telemed/patient/v1/family_pb.js";
-import { FamilyService } from "../../gen/telemed/patient/v1/family_service_pb.js";
+import { FamilyGrant } from "../../gen/telemed/patient/v1/family_pb.js";
 import { Insight_Kind, Insight_State, Insight_SuggestedAction } from "../../gen/telemed/patient/v1/insight_pb.js";
 import { InsightService } from "../../gen/telemed/patient/v1/insight_service_pb.js";
 import { NotificationCategory } from "../../gen/telemed/patient/v1/notification_pb.js";
@@ -17,6 +16,7 @@ import { notificationClient } from "../notifications/notification-fixtures.ts";
 import { addRecord, daysAgo, recordTestEnv, records, testResult } from "../records/record-fixtures.ts";
 import { signUpPatient, staffSession, type TestSession } from "../support/auth-fixtures.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
+import { guardianOf } from "../support/guardian-fixtures.ts";
 
 // One app whose clock the test moves; the periodic scan is off (INSIGHT_SCAN_INTERVAL_MS=0),
 // so insights appear when the test scans (`scanInsights`, what the timer runs) or lists.
@@ -42,8 +42,8 @@ beforeAll(async () => {
     staffSession(t, "doctor", { doctorId: "asha-rao" }),
     staffSession(t, "admin"),
   ]);
-  withGrant = await guardianOf(patient, [FamilyGrant.VIEW_RECORDS]);
-  withoutGrant = await guardianOf(patient, [FamilyGrant.BOOK_CONSULTATIONS]);
+  withGrant = await guardianOf(t, patient, [FamilyGrant.VIEW_RECORDS]);
+  withoutGrant = await guardianOf(t, patient, [FamilyGrant.BOOK_CONSULTATIONS]);
   // Dr. Asha Rao sees the patient and asks to see them again ten days later.
   const booked = await bookFirstFree(consultations(t, patient), patient.patient, clock);
   clock.travelTo(new Date(booked.startMs - 5 * 60_000));
@@ -65,24 +65,6 @@ function insights(session: TestSession) {
     InsightService,
     createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors: [session.interceptor] }),
   );
-}
-
-function family(session: TestSession) {
-  return createClient(
-    FamilyService,
-    createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors: [session.interceptor] }),
-  );
-}
-
-async function guardianOf(dependent: TestSession, grants: FamilyGrant[]): Promise<TestSession> {
-  const guardian = await signUpPatient(t);
-  const { familyLink } = await family(guardian).createFamilyLink({
-    parent: guardian.patient,
-    familyLink: { dependent: dependent.patient, relationship: FamilyRelationship.PARENT, grants },
-    requestId: randomUUID(),
-  });
-  await family(dependent).acceptFamilyLink({ name: familyLink?.name ?? "" });
-  return guardian;
 }
 
 async function healthAlerts(session: TestSession) {

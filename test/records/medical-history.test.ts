@@ -7,8 +7,7 @@ import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AuditAction, AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
 import { ActorRole } from "../../gen/telemed/patient/v1/common_pb.js";
-import { FamilyGrant, FamilyRelationship } from "../../gen/telemed/patient/v1/family_pb.js";
-import { FamilyService } from "../../gen/telemed/patient/v1/family_service_pb.js";
+import { FamilyGrant } from "../../gen/telemed/patient/v1/family_pb.js";
 import { RecordKind, RecordSource } from "../../gen/telemed/patient/v1/record_pb.js";
 import { ConnectError } from "@connectrpc/connect";
 import { signUpPatient, staffSession, type TestSession } from "../support/auth-fixtures.ts";
@@ -24,6 +23,7 @@ import {
   records,
   testResult,
 } from "./record-fixtures.ts";
+import { guardianOf } from "../support/guardian-fixtures.ts";
 
 let t: TestApp;
 const clock = new ShiftedClock();
@@ -61,24 +61,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.close();
 });
-
-function family(session: TestSession) {
-  return createClient(
-    FamilyService,
-    createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors: [session.interceptor] }),
-  );
-}
-
-async function guardianOf(dependent: TestSession, grants: FamilyGrant[]): Promise<TestSession> {
-  const guardian = await signUpPatient(t);
-  const { familyLink } = await family(guardian).createFamilyLink({
-    parent: guardian.patient,
-    familyLink: { dependent: dependent.patient, relationship: FamilyRelationship.PARENT, grants },
-    requestId: randomUUID(),
-  });
-  await family(dependent).acceptFamilyLink({ name: familyLink?.name ?? "" });
-  return guardian;
-}
 
 function accessEvents(session: TestSession) {
   return createClient(
@@ -277,8 +259,8 @@ describe("TST-PT004-2 records of another patient, or without the right relations
   it("lets a guardian with the view grant read the history, and not a guardian without it", async () => {
     const dependent = await signUpPatient(t);
     const record = await addRecord(records(t, dependent), dependent.patient, note("Child's note"));
-    const withGrant = await guardianOf(dependent, [FamilyGrant.VIEW_RECORDS]);
-    const withoutGrant = await guardianOf(dependent, [FamilyGrant.BOOK_CONSULTATIONS]);
+    const withGrant = await guardianOf(t, dependent, [FamilyGrant.VIEW_RECORDS]);
+    const withoutGrant = await guardianOf(t, dependent, [FamilyGrant.BOOK_CONSULTATIONS]);
     const seen = await records(t, withGrant).listRecords({ parent: dependent.patient });
     expect(seen.records.map((r) => r.name)).toEqual([record.name]);
     expect((await records(t, withGrant).getRecord({ name: record.name })).record?.name).toBe(record.name);

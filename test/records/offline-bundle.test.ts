@@ -16,8 +16,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditAction } from "../../gen/telemed/patient/v1/audit_pb.js";
 import { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
-import { FamilyGrant, FamilyRelationship } from "../../gen/telemed/patient/v1/family_pb.js";
-import { FamilyService } from "../../gen/telemed/patient/v1/family_service_pb.js";
+import { FamilyGrant } from "../../gen/telemed/patient/v1/family_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import {
   BloodGroup_Abo,
@@ -34,6 +33,7 @@ import { bookFirstFree, consultations, refusal, ShiftedClock } from "../consulta
 import { signUpPatient, staffSession, type TestSession } from "../support/auth-fixtures.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 import { addRecord, allergy, daysAgo, note, prescription, recordTestEnv, records } from "./record-fixtures.ts";
+import { guardianOf } from "../support/guardian-fixtures.ts";
 
 const bundleType = "telemed-offline-bundle+jwt";
 const issuer = "urn:telemed:patient-service";
@@ -89,22 +89,6 @@ async function verifyOffline(jws: string) {
 async function deviceKeys(crv: "P-256" | "X25519" = "P-256") {
   const pair = await generateKeyPair("ECDH-ES+A256KW", { crv, extractable: true });
   return { ...pair, publicJwk: JSON.stringify(await exportJWK(pair.publicKey)) };
-}
-
-async function guardianOf(dependent: TestSession, grants: FamilyGrant[]): Promise<TestSession> {
-  const guardian = await signUpPatient(t);
-  const family = (session: TestSession) =>
-    createClient(
-      FamilyService,
-      createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors: [session.interceptor] }),
-    );
-  const { familyLink } = await family(guardian).createFamilyLink({
-    parent: guardian.patient,
-    familyLink: { dependent: dependent.patient, relationship: FamilyRelationship.PARENT, grants },
-    requestId: randomUUID(),
-  });
-  await family(dependent).acceptFamilyLink({ name: familyLink?.name ?? "" });
-  return guardian;
 }
 
 describe("TST-PT007-1 a patient views their critical records offline from a signed bundle", () => {
@@ -369,10 +353,10 @@ describe("offline bundle access", () => {
     expect((await refusal(withTheirDevice)).code).toBe(Code.NotFound);
     expect((await refusal(records(t, patient).deleteDevice({ name: device?.name ?? "" }))).code).toBe(Code.NotFound);
 
-    const guardian = await guardianOf(patient, [FamilyGrant.VIEW_RECORDS]);
+    const guardian = await guardianOf(t, patient, [FamilyGrant.VIEW_RECORDS]);
     const { offlineBundle } = await records(t, guardian).getOfflineBundle({ name: bundleName(patient) });
     expect((await verifyOffline(offlineBundle?.jws ?? "")).bundle.patient).toBe(patient.patient);
-    const withoutGrant = await guardianOf(patient, [FamilyGrant.BOOK_CONSULTATIONS]);
+    const withoutGrant = await guardianOf(t, patient, [FamilyGrant.BOOK_CONSULTATIONS]);
     expect((await refusal(records(t, withoutGrant).getOfflineBundle({ name: bundleName(patient) }))).code).toBe(
       Code.NotFound,
     );

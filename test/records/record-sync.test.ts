@@ -5,8 +5,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditAction } from "../../gen/telemed/patient/v1/audit_pb.js";
 import { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
-import { FamilyGrant, FamilyRelationship } from "../../gen/telemed/patient/v1/family_pb.js";
-import { FamilyService } from "../../gen/telemed/patient/v1/family_service_pb.js";
+import { FamilyGrant } from "../../gen/telemed/patient/v1/family_pb.js";
 import { type Record as RecordProto, RecordKind } from "../../gen/telemed/patient/v1/record_pb.js";
 import {
   ClientRecordChange_Operation as Operation,
@@ -29,6 +28,7 @@ import {
   records,
   testResult,
 } from "./record-fixtures.ts";
+import { guardianOf } from "../support/guardian-fixtures.ts";
 
 let t: TestApp;
 const clock = new ShiftedClock();
@@ -75,22 +75,6 @@ function summary(changes: readonly RecordChange[]) {
 
 function noteText(record: RecordProto | undefined): string {
   return record?.details.case === "patientNote" ? record.details.value.text : "";
-}
-
-async function guardianOf(dependent: TestSession, grants: FamilyGrant[]): Promise<TestSession> {
-  const guardian = await signUpPatient(t);
-  const family = (session: TestSession) =>
-    createClient(
-      FamilyService,
-      createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors: [session.interceptor] }),
-    );
-  const { familyLink } = await family(guardian).createFamilyLink({
-    parent: guardian.patient,
-    familyLink: { dependent: dependent.patient, relationship: FamilyRelationship.PARENT, grants },
-    requestId: randomUUID(),
-  });
-  await family(dependent).acceptFamilyLink({ name: familyLink?.name ?? "" });
-  return guardian;
 }
 
 describe("TST-PT007-2 a patient syncs after regaining connectivity", () => {
@@ -329,7 +313,7 @@ describe("change feed access and input", () => {
       });
     expect((await refusal(push(mine))).code).toBe(Code.NotFound);
 
-    const guardian = await guardianOf(patient, [FamilyGrant.VIEW_RECORDS]);
+    const guardian = await guardianOf(t, patient, [FamilyGrant.VIEW_RECORDS]);
     const pulled = await records(t, guardian).pullRecordChanges({ parent: patient.patient, pageSize: 1 });
     expect(pulled.changes).toHaveLength(1);
     expect(pulled.hasMore).toBe(true);

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer, Socket } from "node:net";
+import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
@@ -12,6 +12,7 @@ import { NatsMessageBus } from "../../src/messaging/nats-message-bus.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 import { selfSignedCertificate } from "../support/test-certificate.ts";
+import { freePort } from "../support/free-port.ts";
 
 const logger = createLogger("silent");
 
@@ -129,18 +130,6 @@ describe("TLS to the backing services", () => {
     }
   });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 async function waitForPort(port: number): Promise<void> {
   const deadline = Date.now() + 10_000;

@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -52,6 +51,7 @@ import {
   searchPgDump,
   searchRedis,
 } from "./plaintext-search.ts";
+import { freePort } from "../support/free-port.ts";
 
 /**
  * Issue #6, "Encryption (safety 2)", and billing (issue #7): canary values written
@@ -507,18 +507,6 @@ describe("issue #6, encryption (safety 2): canary values are nowhere in clear", 
     });
   }
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 /** A nats-server of this test's own, JetStream in `store`, so its files can be searched. */
 async function startNats(port: number, store: string): Promise<ChildProcess> {

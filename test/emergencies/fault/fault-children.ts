@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { createServer, Socket } from "node:net";
+import { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 
 /**
@@ -10,20 +10,9 @@ import { fileURLToPath } from "node:url";
  * the same store. The shared servers on 4222/5432/6379 are never touched.
  */
 
-const repositoryRoot = fileURLToPath(new URL("../../../", import.meta.url));
+export { freePort } from "../../support/free-port.ts";
 
-/** A free port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
+const repositoryRoot = fileURLToPath(new URL("../../../", import.meta.url));
 
 /** Resolves once something accepts TCP connections on `port`. */
 export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
