@@ -194,13 +194,14 @@ export class EmergencyIntake {
       this.#deps.publishNow?.({ priority: record.priority, msgId: msgIds.requested(record.id), payload });
     }
     if (result.changed) this.#deps.committed(result.id);
-    const view = await this.read(result.id).catch((error: unknown) => {
-      // Committed, then the database went: a new emergency is known well enough to answer.
-      if (result.id === record.id && isDatabaseUnavailable(error)) {
-        return { emergency: record, timeline: [firstEntry(input, now)] };
-      }
-      throw error;
-    });
+    // A new emergency is answered from the rows it just wrote, as committed: reading it back
+    // cost two more round trips, each waiting for a turn of the event loop, which a flood of
+    // routine calls keeps busy. (The relay may have moved it on meanwhile; the answer is the
+    // emergency as created, and GetEmergency and WatchEmergency show it as it goes.)
+    if (result.id === record.id && !result.merged) {
+      return { view: { emergency: record, timeline: [firstEntry(input, now)] }, merged: false };
+    }
+    const view = await this.read(result.id);
     if (view === undefined) throw new Error("a committed emergency could not be read back");
     return { view, merged: result.merged };
   }

@@ -49,6 +49,22 @@ describe("TST-PT005-1 a patient creates an emergency request: it is logged and d
     expect(emergency?.priority).toBe(EmergencyPriority.P1);
     expect(emergency?.timeline[0]?.state).toBe(Emergency_State.DISPATCH_PENDING);
     expect(emergency?.requestedBy?.principal).toBe(someone.patient);
+    // The answer is the emergency as stored: what a read finds (sealed details opened), but for where it went since.
+    const { emergency: stored } = await client.getEmergency({ name: emergency?.name ?? "" });
+    const asCreated = (e: typeof emergency) => ({
+      name: e?.name,
+      kind: e?.kind,
+      severity: e?.severity,
+      priority: e?.priority,
+      description: e?.description,
+      location: e?.location,
+      callbackPhone: e?.callbackPhone,
+      requestedBy: e?.requestedBy,
+      mergedRequestCount: e?.mergedRequestCount,
+      createTime: e?.createTime,
+      first: e?.timeline[0],
+    });
+    expect(asCreated(emergency)).toEqual(asCreated(stored));
 
     const dispatched = await eventually(async () => {
       const { emergency: now } = await client.getEmergency({ name: emergency?.name ?? "" });
