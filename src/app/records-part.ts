@@ -1,3 +1,4 @@
+import type { Record as RecordProto } from "../../gen/telemed/patient/v1/record_pb.js";
 import { RecordService } from "../../gen/telemed/patient/v1/record_service_pb.js";
 import { ConsultationRepository } from "../consultations/consultation-repository.ts";
 import { ConsultationSummaries } from "../consultations/consultation-summaries.ts";
@@ -79,11 +80,19 @@ export async function startRecords(context: AppContext): Promise<RecordsPart> {
 function summarySource(context: AppContext): SummarySource {
   const summaries = new ConsultationSummaries(context.crypto);
   const consultations = new ConsultationRepository(() => context.orm.em.fork());
+  const recordsOf: SummarySource["recordsOf"] = async (em, consultationIds) => {
+    // One after the other: `em` may be a caller's transaction, whose one connection takes a statement at a time.
+    const stored = await summaries.findMany(em, consultationIds);
+    const found = await consultations.getMany([...stored.keys()], em);
+    const records = new Map<string, RecordProto>();
+    for (const [id, summary] of stored) {
+      const consultation = found.get(id);
+      if (consultation !== undefined) records.set(id, summaries.toRecord(summary, consultation));
+    }
+    return records;
+  };
   return {
-    async recordOf(em, consultationId) {
-      const stored = await summaries.find(em, consultationId);
-      const consultation = stored === undefined ? undefined : await consultations.get(consultationId, em);
-      return stored === undefined || consultation === undefined ? undefined : summaries.toRecord(stored, consultation);
-    },
+    recordsOf,
+    recordOf: async (em, consultationId) => (await recordsOf(em, [consultationId])).get(consultationId),
   };
 }

@@ -96,6 +96,13 @@ export class ConsultationRepository {
     return record === undefined ? undefined : consultationFromRecord(record);
   }
 
+  /** These consultations, by id (one query). */
+  async getMany(ids: readonly string[], em: EntityManager = this.#em()): Promise<Map<string, Consultation>> {
+    if (ids.length === 0) return new Map();
+    const records = await em.execute<ConsultationRecord[]>(`${consultationSelect} where c."id" in (?)`, [ids], "all");
+    return new Map(records.map((record) => [record.id, consultationFromRecord(record)]));
+  }
+
   /** The consultation locked for a change until `em`'s transaction ends. */
   async lock(em: EntityManager, id: string): Promise<Consultation | undefined> {
     const record = await em.execute<ConsultationRecord>(

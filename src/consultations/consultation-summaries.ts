@@ -62,6 +62,17 @@ export class ConsultationSummaries {
     this.#keys = keys.dataKeys;
   }
 
+  /** The summaries of these consultations, by consultation id (one query). */
+  async findMany(em: EntityManager, consultationIds: readonly string[]): Promise<Map<string, StoredSummary>> {
+    if (consultationIds.length === 0) return new Map();
+    const rows = await em.execute<SummaryRow[]>(
+      `select * from "consultation_summaries" where "consultation_id" in (?)`,
+      [consultationIds],
+      "all",
+    );
+    return new Map(rows.map((row) => [row.consultation_id, this.#fromRow(row)]));
+  }
+
   /** The summary of a consultation, if any. */
   async find(em: EntityManager, consultationId: string): Promise<StoredSummary | undefined> {
     const row = await em.execute<SummaryRow>(

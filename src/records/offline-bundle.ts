@@ -135,12 +135,13 @@ export class OfflineBundles {
       after: undefined,
       limit: bundleSummaries,
     });
-    const summaries: RecordProto[] = [];
-    for (const entry of entries) {
-      const summary =
-        entry.consultationId === null ? undefined : await this.#d.summaries.recordOf(em, entry.consultationId);
-      if (summary !== undefined) summaries.push(summary);
-    }
-    return summaries;
+    const byConsultation = await this.#d.summaries.recordsOf(
+      em,
+      entries.flatMap((entry) => (entry.consultationId === null ? [] : [entry.consultationId])),
+    );
+    return entries.flatMap((entry) => {
+      const summary = entry.consultationId === null ? undefined : byConsultation.get(entry.consultationId);
+      return summary === undefined ? [] : [summary];
+    });
   }
 }

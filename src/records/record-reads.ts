@@ -14,6 +14,8 @@ import { consultationIdsOf } from "./record-rules.ts";
 export interface SummarySource {
   /** The summary record of a consultation, or undefined when it has none. */
   recordOf(em: EntityManager, consultationId: string): Promise<RecordProto | undefined>;
+  /** The summary records of these consultations, by consultation id (those with none are left out); two queries. */
+  recordsOf(em: EntityManager, consultationIds: readonly string[]): Promise<Map<string, RecordProto>>;
 }
 
 const defaultPageSize = 25;
@@ -100,7 +102,14 @@ export class RecordReads {
   async #materialise(em: EntityManager, patientId: string, page: readonly TimelineEntry[]): Promise<RecordProto[]> {
     const rows = new Map<string, RecordRow>();
     const recordIds = page.filter((entry) => entry.origin === "record").map((entry) => entry.id);
-    for (const row of await this.#repository.many(em, patientId, recordIds)) rows.set(row.id, row);
+    const consultationIds = page.flatMap((entry) =>
+      entry.origin === "summary" && entry.consultationId !== null ? [entry.consultationId] : [],
+    );
+    const [stored, summaries] = await Promise.all([
+      this.#repository.many(em, patientId, recordIds),
+      this.#summaries.recordsOf(em, consultationIds),
+    ]);
+    for (const row of stored) rows.set(row.id, row);
     const records: RecordProto[] = [];
     for (const entry of page) {
       if (entry.origin === "record") {
@@ -108,7 +117,7 @@ export class RecordReads {
         // Deleted between the two queries: left out, as it would be a moment later.
         if (row !== undefined) records.push(recordToProto(row, this.#sealer.open(row)));
       } else if (entry.consultationId !== null) {
-        const summary = await this.#summaries.recordOf(em, entry.consultationId);
+        const summary = summaries.get(entry.consultationId);
         if (summary !== undefined) records.push(summary);
       }
     }

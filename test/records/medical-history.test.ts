@@ -209,6 +209,30 @@ describe("TST-PT004-1 a patient reads their medical history as one timeline", ()
   });
 });
 
+describe("a history page with several consultation summaries", () => {
+  it("shows each consultation's own summary, newest first, read for the whole page at once", async () => {
+    const someone = await signUpPatient(t);
+    const complaints = ["Persistent cough", "Follow-up on the cough"];
+    for (const chiefComplaint of complaints) {
+      const booked = await bookFirstFree(consultations(t, someone), someone.patient, clock);
+      clock.travelTo(new Date(booked.startMs - 5 * 60_000));
+      await consultations(t, asha).startConsultation({ name: booked.consultation.name });
+      await consultations(t, asha).completeConsultation({
+        name: booked.consultation.name,
+        summary: { chiefComplaint, plan: "Rest and fluids" },
+      });
+      clock.reset();
+    }
+    const { records: page } = await records(t, someone).listRecords({
+      parent: someone.patient,
+      kinds: [RecordKind.CONSULTATION_SUMMARY],
+    });
+    expect(page.map((r) => (r.details.value as { chiefComplaint?: string }).chiefComplaint)).toEqual(
+      [...complaints].reverse(),
+    );
+  });
+});
+
 describe("concurrent creates (group-committed)", () => {
   it("stores each record once with its feed entry and audit entry, and answers retries racing it with the same record", async () => {
     const writer = await signUpPatient(t);
