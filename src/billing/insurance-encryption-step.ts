@@ -1,6 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { SecretBox } from "../auth/auth-deps.ts";
 import type { DataStep } from "../db/migrate.ts";
+import { dataStepBatchSize, inBatches, updateRowsById } from "../db/data-step-batches.ts";
 import type { Orm } from "../db/orm.ts";
 import type { Logger } from "../observability/logger.ts";
 import { type InvoiceInsurance, sealInsurance } from "./invoice-insurance.ts";
@@ -10,8 +11,6 @@ interface PlainInsurance {
   readonly id: string;
   readonly insurance: Partial<InvoiceInsurance> | string;
 }
-
-const batchSize = 500;
 
 /**
  * The data step of Migration20261129170000_seal_invoice_insurance: before the next
@@ -31,41 +30,31 @@ export function insuranceEncryptionStep(box: () => Promise<SecretBox>, logger?: 
   };
 }
 
-async function sealInvoices(orm: Orm, box: () => Promise<SecretBox>): Promise<number> {
-  let done = 0;
-  for (;;) {
-    const count = await orm.em.fork().transactional(async (em: EntityManager) => {
-      const rows = await em.execute<PlainInsurance[]>(
-        `select "id", "insurance" from "billing_invoices" ` +
-          `where "insurance" is not null and "insurance_sealed" is null order by "id" limit ? for update`,
-        [batchSize],
-        "all",
-      );
-      if (rows.length === 0) return 0;
-      const sealer = await box();
-      const sealed = rows.map((row) => {
-        const plain = (
-          typeof row.insurance === "string" ? JSON.parse(row.insurance) : row.insurance
-        ) as Partial<InvoiceInsurance>;
-        return {
-          id: row.id,
-          sealed: sealInsurance(sealer, row.id, {
-            provider: String(plain.provider ?? ""),
-            policyNumber: String(plain.policyNumber ?? ""),
-            memberId: String(plain.memberId ?? ""),
-            coverageBasisPoints: Number(plain.coverageBasisPoints ?? 0),
-          }),
-        };
-      });
-      await em.execute(
-        `update "billing_invoices" i set "insurance_sealed" = r."sealed" ` +
-          `from jsonb_to_recordset(cast(? as jsonb)) as r("id" uuid, "sealed" text) where i."id" = r."id"`,
-        [JSON.stringify(sealed)],
-        "run",
-      );
-      return rows.length;
+function sealInvoices(orm: Orm, box: () => Promise<SecretBox>): Promise<number> {
+  return inBatches(orm, async (em: EntityManager) => {
+    const rows = await em.execute<PlainInsurance[]>(
+      `select "id", "insurance" from "billing_invoices" ` +
+        `where "insurance" is not null and "insurance_sealed" is null order by "id" limit ? for update`,
+      [dataStepBatchSize],
+      "all",
+    );
+    if (rows.length === 0) return 0;
+    const sealer = await box();
+    const sealed = rows.map((row) => {
+      const plain = (
+        typeof row.insurance === "string" ? JSON.parse(row.insurance) : row.insurance
+      ) as Partial<InvoiceInsurance>;
+      return {
+        id: row.id,
+        insurance_sealed: sealInsurance(sealer, row.id, {
+          provider: String(plain.provider ?? ""),
+          policyNumber: String(plain.policyNumber ?? ""),
+          memberId: String(plain.memberId ?? ""),
+          coverageBasisPoints: Number(plain.coverageBasisPoints ?? 0),
+        }),
+      };
     });
-    if (count === 0) return done;
-    done += count;
-  }
+    await updateRowsById(em, "billing_invoices", { insurance_sealed: "text" }, sealed);
+    return rows.length;
+  });
 }

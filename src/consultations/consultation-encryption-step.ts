@@ -2,14 +2,13 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { ConsultationSummarySchema } from "../../gen/telemed/patient/v1/record_pb.js";
 import type { SecretBox } from "../auth/auth-deps.ts";
+import { dataStepBatchSize, inBatches, updateRowsById } from "../db/data-step-batches.ts";
 import type { DataStep } from "../db/migrate.ts";
-import type { Orm } from "../db/orm.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { FieldCrypto } from "../shared/crypto/field-crypto.ts";
 import { sealText } from "./consultation-deps.ts";
 import { legacySummaryContext, summaryColumn, summaryTable } from "./consultation-summaries.ts";
 
-const batchSize = 500;
 const before = "Migration20261129160100_drop_plaintext_free_text";
 
 /**
@@ -44,33 +43,21 @@ export function consultationEncryptionSteps(
   ];
 }
 
-/** Runs `batch` (one transaction each) until it finds nothing; how many rows it did. */
-export async function inBatches(orm: Orm, batch: (em: EntityManager) => Promise<number>): Promise<number> {
-  let done = 0;
-  for (;;) {
-    const count = await orm.em.fork().transactional(batch);
-    if (count === 0) return done;
-    done += count;
-  }
-}
-
 function sealCancelReasons(box: () => Promise<SecretBox>) {
   return async (em: EntityManager): Promise<number> => {
     const rows = await em.execute<Array<{ id: string; cancel_reason: string }>>(
       `select "id", "cancel_reason" from "consultations" where "cancel_reason" is not null ` +
         `and "cancel_reason_sealed" is null order by "id" limit ? for update`,
-      [batchSize],
+      [dataStepBatchSize],
       "all",
     );
     if (rows.length === 0) return 0;
     const sealer = await box();
-    const sealed = rows.map((row) => ({ id: row.id, sealed: sealText(sealer, row.cancel_reason, row.id) ?? null }));
-    await em.execute(
-      `update "consultations" c set "cancel_reason_sealed" = r."sealed" ` +
-        `from jsonb_to_recordset(cast(? as jsonb)) as r("id" uuid, "sealed" text) where c."id" = r."id"`,
-      [JSON.stringify(sealed)],
-      "run",
-    );
+    const sealed = rows.map((row) => ({
+      id: row.id,
+      cancel_reason_sealed: sealText(sealer, row.cancel_reason, row.id) ?? null,
+    }));
+    await updateRowsById(em, "consultations", { cancel_reason_sealed: "text" }, sealed);
     // An empty reason seals to nothing: clear it, so the drop's check finds no plaintext left.
     await em.execute(
       `update "consultations" set "cancel_reason" = null where "id" in (?) and "cancel_reason_sealed" is null`,
@@ -86,7 +73,7 @@ function resealSummaries(box: () => Promise<SecretBox>, crypto: FieldCrypto) {
     const rows = await em.execute<Array<{ id: string; consultation_id: string; summary_sealed: string }>>(
       `select "id", "consultation_id", "summary_sealed" from "consultation_summaries" ` +
         `where "data_key_wrapped" is null order by "id" limit ? for update`,
-      [batchSize],
+      [dataStepBatchSize],
       "all",
     );
     if (rows.length === 0) return 0;
@@ -95,14 +82,18 @@ function resealSummaries(box: () => Promise<SecretBox>, crypto: FieldCrypto) {
       const binary = Buffer.from(legacy.open(row.summary_sealed, legacySummaryContext(row.consultation_id)), "base64");
       const summary = toBinary(ConsultationSummarySchema, fromBinary(ConsultationSummarySchema, binary));
       const key = crypto.cipher.newDataKey({ table: summaryTable, row: row.id });
-      return { id: row.id, sealed: key.seal(summaryColumn, summary), wrapped: key.wrapped, key_id: key.keyId };
+      return {
+        id: row.id,
+        summary_sealed: key.seal(summaryColumn, summary),
+        data_key_wrapped: key.wrapped,
+        data_key_id: key.keyId,
+      };
     });
-    await em.execute(
-      `update "consultation_summaries" s set "summary_sealed" = r."sealed", "data_key_wrapped" = r."wrapped", ` +
-        `"data_key_id" = r."key_id" from jsonb_to_recordset(cast(? as jsonb)) as r("id" uuid, "sealed" text, ` +
-        `"wrapped" text, "key_id" text) where s."id" = r."id"`,
-      [JSON.stringify(sealed)],
-      "run",
+    await updateRowsById(
+      em,
+      summaryTable,
+      { summary_sealed: "text", data_key_wrapped: "text", data_key_id: "text" },
+      sealed,
     );
     return rows.length;
   };

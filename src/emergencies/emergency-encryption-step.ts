@@ -1,5 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { DataStep } from "../db/migrate.ts";
+import { dataStepBatchSize, inBatches, updateRowsById } from "../db/data-step-batches.ts";
 import type { Orm } from "../db/orm.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { FieldCrypto } from "../shared/crypto/field-crypto.ts";
@@ -14,8 +15,6 @@ interface PlainEmergency {
   readonly callback_phone: string;
   readonly cancel_reason: string | null;
 }
-
-const batchSize = 500;
 
 /**
  * The data step of Migration20261129160000_seal_free_text for emergencies: before the
@@ -34,43 +33,36 @@ export function emergencyEncryptionStep(crypto: FieldCrypto, logger?: Logger): D
   };
 }
 
-async function sealEmergencies(orm: Orm, sealer: EmergencySealer): Promise<number> {
-  let done = 0;
-  for (;;) {
-    const count = await orm.em.fork().transactional(async (em: EntityManager) => {
-      const rows = await em.execute<PlainEmergency[]>(
-        `select "id", "description", "location", "callback_phone", "cancel_reason" from "emergencies" ` +
-          `where "details_sealed" is null order by "id" limit ? for update`,
-        [batchSize],
-        "all",
-      );
-      if (rows.length === 0) return 0;
-      const sealed = rows.map((row) => {
-        const location = (typeof row.location === "string" ? JSON.parse(row.location) : row.location) as StoredLocation;
-        const columns = sealer.seal(row.id, {
-          description: row.description,
-          location,
-          callbackPhone: row.callback_phone,
-        });
-        return {
-          id: row.id,
-          details_sealed: columns.detailsSealed,
-          data_key_wrapped: columns.dataKeyWrapped,
-          data_key_id: columns.dataKeyId,
-          cancel_reason_sealed: sealer.sealCancelReason(row.id, columns.dataKeyWrapped, row.cancel_reason ?? ""),
-        };
+function sealEmergencies(orm: Orm, sealer: EmergencySealer): Promise<number> {
+  return inBatches(orm, async (em: EntityManager) => {
+    const rows = await em.execute<PlainEmergency[]>(
+      `select "id", "description", "location", "callback_phone", "cancel_reason" from "emergencies" ` +
+        `where "details_sealed" is null order by "id" limit ? for update`,
+      [dataStepBatchSize],
+      "all",
+    );
+    if (rows.length === 0) return 0;
+    const sealed = rows.map((row) => {
+      const location = (typeof row.location === "string" ? JSON.parse(row.location) : row.location) as StoredLocation;
+      const columns = sealer.seal(row.id, {
+        description: row.description,
+        location,
+        callbackPhone: row.callback_phone,
       });
-      await em.execute(
-        `update "emergencies" e set "details_sealed" = r."details_sealed", "data_key_wrapped" = r."data_key_wrapped", ` +
-          `"data_key_id" = r."data_key_id", "cancel_reason_sealed" = r."cancel_reason_sealed" ` +
-          `from jsonb_to_recordset(cast(? as jsonb)) as r("id" uuid, "details_sealed" text, "data_key_wrapped" text, ` +
-          `"data_key_id" text, "cancel_reason_sealed" text) where e."id" = r."id"`,
-        [JSON.stringify(sealed)],
-        "run",
-      );
-      return rows.length;
+      return {
+        id: row.id,
+        details_sealed: columns.detailsSealed,
+        data_key_wrapped: columns.dataKeyWrapped,
+        data_key_id: columns.dataKeyId,
+        cancel_reason_sealed: sealer.sealCancelReason(row.id, columns.dataKeyWrapped, row.cancel_reason ?? ""),
+      };
     });
-    if (count === 0) return done;
-    done += count;
-  }
+    await updateRowsById(
+      em,
+      "emergencies",
+      { details_sealed: "text", data_key_wrapped: "text", data_key_id: "text", cancel_reason_sealed: "text" },
+      sealed,
+    );
+    return rows.length;
+  });
 }

@@ -1,12 +1,10 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { SecretBox } from "../auth/auth-deps.ts";
-import { inBatches } from "../consultations/consultation-encryption-step.ts";
+import { dataStepBatchSize, inBatches, updateRowsById } from "../db/data-step-batches.ts";
 import type { DataStep } from "../db/migrate.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { FieldCrypto } from "../shared/crypto/field-crypto.ts";
 import { explanationColumn, insightTable, legacyInsightContext } from "./insight-derivation.ts";
-
-const batchSize = 500;
 
 /**
  * The insights' data step of Migration20261129160000_seal_free_text: explanations
@@ -22,7 +20,7 @@ export function insightEncryptionStep(box: () => Promise<SecretBox>, crypto: Fie
         const rows = await em.execute<Array<{ id: string; explanation_sealed: string }>>(
           `select "id", "explanation_sealed" from "health_insights" where "data_key_wrapped" is null ` +
             `order by "id" limit ? for update`,
-          [batchSize],
+          [dataStepBatchSize],
           "all",
         );
         if (rows.length === 0) return 0;
@@ -32,17 +30,16 @@ export function insightEncryptionStep(box: () => Promise<SecretBox>, crypto: Fie
           const explanation = legacy.open(row.explanation_sealed, legacyInsightContext(row.id));
           return {
             id: row.id,
-            sealed: key.sealText(explanationColumn, explanation),
-            wrapped: key.wrapped,
-            key_id: key.keyId,
+            explanation_sealed: key.sealText(explanationColumn, explanation),
+            data_key_wrapped: key.wrapped,
+            data_key_id: key.keyId,
           };
         });
-        await em.execute(
-          `update "health_insights" h set "explanation_sealed" = r."sealed", "data_key_wrapped" = r."wrapped", ` +
-            `"data_key_id" = r."key_id" from jsonb_to_recordset(cast(? as jsonb)) as r("id" uuid, "sealed" text, ` +
-            `"wrapped" text, "key_id" text) where h."id" = r."id"`,
-          [JSON.stringify(sealed)],
-          "run",
+        await updateRowsById(
+          em,
+          "health_insights",
+          { explanation_sealed: "text", data_key_wrapped: "text", data_key_id: "text" },
+          sealed,
         );
         return rows.length;
       });

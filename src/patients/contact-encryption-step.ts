@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { AccountEmails } from "../auth/account-email.ts";
 import type { DataStep } from "../db/migrate.ts";
+import { dataStepBatchSize, inBatches, updateRowsById } from "../db/data-step-batches.ts";
 import type { Orm } from "../db/orm.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { FieldCrypto } from "../shared/crypto/field-crypto.ts";
@@ -18,8 +19,6 @@ interface PlainPatient {
   readonly insurance: Insurance | null;
   readonly emergency_contacts: EmergencyContact[];
 }
-
-const batchSize = 500;
 
 /**
  * The data step of the contact encryption (issue #6): before
@@ -50,91 +49,76 @@ export function contactEncryptionStep(crypto: FieldCrypto, logger?: Logger): Dat
   };
 }
 
-async function sealPatients(orm: Orm, sealer: PatientSealer): Promise<number> {
-  let done = 0;
-  for (;;) {
-    const count = await orm.em.fork().transactional(async (em: EntityManager) => {
-      const rows = await em.execute<PlainPatient[]>(
-        `select "id", "email", "phone", "upi_id", "address", "insurance", "emergency_contacts" from "patients" ` +
-          `where "contact_sealed" is null order by "id" limit ? for update`,
-        [batchSize],
-        "all",
-      );
-      if (rows.length === 0) return 0;
-      const sealed = rows.map((row) => {
-        const columns = sealer.sealNew(row.id, {
-          email: row.email,
-          phone: row.phone,
-          address: row.address ?? undefined,
-          emergencyContacts: row.emergency_contacts,
-          upiId: row.upi_id,
-          insurance: row.insurance ?? undefined,
-        });
-        return {
-          id: row.id,
-          contact_sealed: columns.contactSealed,
-          email_index: columns.emailIndex,
-          data_key_wrapped: columns.dataKeyWrapped,
-          data_key_id: columns.dataKeyId,
-          old_email_hash: createHash("sha256").update(row.email.toLowerCase(), "utf8").digest("hex"),
-        };
+function sealPatients(orm: Orm, sealer: PatientSealer): Promise<number> {
+  return inBatches(orm, async (em: EntityManager) => {
+    const rows = await em.execute<PlainPatient[]>(
+      `select "id", "email", "phone", "upi_id", "address", "insurance", "emergency_contacts" from "patients" ` +
+        `where "contact_sealed" is null order by "id" limit ? for update`,
+      [dataStepBatchSize],
+      "all",
+    );
+    if (rows.length === 0) return 0;
+    const sealed = rows.map((row) => {
+      const columns = sealer.sealNew(row.id, {
+        email: row.email,
+        phone: row.phone,
+        address: row.address ?? undefined,
+        emergencyContacts: row.emergency_contacts,
+        upiId: row.upi_id,
+        insurance: row.insurance ?? undefined,
       });
-      const json = JSON.stringify(sealed);
-      await em.execute(
-        `update "patients" p set "contact_sealed" = r."contact_sealed", "email_index" = r."email_index", ` +
-          `"data_key_wrapped" = r."data_key_wrapped", "data_key_id" = r."data_key_id" ` +
-          `from jsonb_to_recordset(cast(? as jsonb)) as r("id" uuid, "contact_sealed" text, "email_index" text, ` +
-          `"data_key_wrapped" text, "data_key_id" text) where p."id" = r."id"`,
-        [json],
-        "run",
-      );
-      await em.execute(
-        `update "family_links" fl set "invitee_email_hash" = r."email_index" ` +
-          `from jsonb_to_recordset(cast(? as jsonb)) as r("email_index" text, "old_email_hash" text) ` +
-          `where fl."dependent_id" is null and fl."invitee_email_hash" = r."old_email_hash"`,
-        [json],
-        "run",
-      );
-      return rows.length;
+      return {
+        id: row.id,
+        contact_sealed: columns.contactSealed,
+        email_index: columns.emailIndex,
+        data_key_wrapped: columns.dataKeyWrapped,
+        data_key_id: columns.dataKeyId,
+        old_email_hash: createHash("sha256").update(row.email.toLowerCase(), "utf8").digest("hex"),
+      };
     });
-    if (count === 0) return done;
-    done += count;
-  }
+    await updateRowsById(
+      em,
+      "patients",
+      { contact_sealed: "text", email_index: "text", data_key_wrapped: "text", data_key_id: "text" },
+      sealed,
+    );
+    await em.execute(
+      `update "family_links" fl set "invitee_email_hash" = r."email_index" ` +
+        `from jsonb_to_recordset(cast(? as jsonb)) as r("email_index" text, "old_email_hash" text) ` +
+        `where fl."dependent_id" is null and fl."invitee_email_hash" = r."old_email_hash"`,
+      [JSON.stringify(sealed)],
+      "run",
+    );
+    return rows.length;
+  });
 }
 
-async function sealAccounts(orm: Orm, emails: AccountEmails): Promise<number> {
-  let done = 0;
-  for (;;) {
-    const count = await orm.em.fork().transactional(async (em: EntityManager) => {
-      const rows = await em.execute<{ id: string; email: string }[]>(
-        `select "id", "email" from "accounts" where "email_sealed" is null order by "id" limit ? for update`,
-        [batchSize],
-        "all",
-      );
-      if (rows.length === 0) return 0;
-      const sealed = rows.map((row) => {
-        const email = emails.seal(row.id, row.email);
-        return {
-          id: row.id,
-          email_index: email.emailIndex,
-          email_sealed: email.emailSealed,
-          data_key_wrapped: email.dataKeyWrapped,
-          data_key_id: email.dataKeyId,
-        };
-      });
-      await em.execute(
-        `update "accounts" a set "email_index" = r."email_index", "email_sealed" = r."email_sealed", ` +
-          `"data_key_wrapped" = r."data_key_wrapped", "data_key_id" = r."data_key_id" ` +
-          `from jsonb_to_recordset(cast(? as jsonb)) as r("id" uuid, "email_index" text, "email_sealed" text, ` +
-          `"data_key_wrapped" text, "data_key_id" text) where a."id" = r."id"`,
-        [JSON.stringify(sealed)],
-        "run",
-      );
-      return rows.length;
+function sealAccounts(orm: Orm, emails: AccountEmails): Promise<number> {
+  return inBatches(orm, async (em: EntityManager) => {
+    const rows = await em.execute<{ id: string; email: string }[]>(
+      `select "id", "email" from "accounts" where "email_sealed" is null order by "id" limit ? for update`,
+      [dataStepBatchSize],
+      "all",
+    );
+    if (rows.length === 0) return 0;
+    const sealed = rows.map((row) => {
+      const email = emails.seal(row.id, row.email);
+      return {
+        id: row.id,
+        email_index: email.emailIndex,
+        email_sealed: email.emailSealed,
+        data_key_wrapped: email.dataKeyWrapped,
+        data_key_id: email.dataKeyId,
+      };
     });
-    if (count === 0) return done;
-    done += count;
-  }
+    await updateRowsById(
+      em,
+      "accounts",
+      { email_index: "text", email_sealed: "text", data_key_wrapped: "text", data_key_id: "text" },
+      sealed,
+    );
+    return rows.length;
+  });
 }
 
 /**
