@@ -10,7 +10,6 @@ import { RecordSealer } from "../records/record-content.ts";
 import { RecordRepository } from "../records/record-repository.ts";
 import type { AppContext, StartedPart } from "./app-context.ts";
 import type { NotificationsPart } from "./notifications-part.ts";
-import type { RecordsPart } from "./records-part.ts";
 
 /** The health insights context, started. */
 export interface InsightsPart extends StartedPart {
@@ -23,13 +22,9 @@ export interface InsightsPart extends StartedPart {
  * the records (insight-rules.ts), stored so a dismissal sticks, notified once in the
  * HEALTH_ALERTS category, derived again on every ListInsights and by a periodic scan
  * (INSIGHT_SCAN_INTERVAL_MS). Records and summaries are read through their contexts'
- * classes, opened with the records' key ring and the consultations' secret box.
+ * classes, opened with the app's field encryption (`context.crypto`).
  */
-export async function startInsights(
-  context: AppContext,
-  notifications: NotificationsPart,
-  records: RecordsPart,
-): Promise<InsightsPart> {
+export async function startInsights(context: AppContext, notifications: NotificationsPart): Promise<InsightsPart> {
   const { config, logger, orm, clock } = context;
   const settings = config.insights;
   const em = () => orm.em.fork();
@@ -40,7 +35,7 @@ export async function startInsights(
     store,
     facts: new InsightFacts(
       new RecordRepository(),
-      new RecordSealer(records.cipher, log),
+      new RecordSealer(context.crypto, log),
       new ConsultationSummaries(context.crypto),
       log,
     ),

@@ -16,14 +16,10 @@ import { RecordSync } from "../records/record-sync.ts";
 import { RecordWrites } from "../records/record-writes.ts";
 import { XrayDownloads } from "../records/xray-downloads.ts";
 import { XrayGateway } from "../records/xray-gateway.ts";
-import type { EnvelopeCipher } from "../shared/crypto/envelope.ts";
 import type { AppContext, StartedPart } from "./app-context.ts";
 
 /** The records context, started. */
-export interface RecordsPart extends StartedPart {
-  /** Field encryption (envelope, the configured key ring), for the contexts that encrypt next. */
-  readonly cipher: EnvelopeCipher;
-}
+export type RecordsPart = StartedPart;
 
 /**
  * Starts medical records (issue #6): the history timeline, record writes, X-ray
@@ -38,8 +34,7 @@ export async function startRecords(context: AppContext): Promise<RecordsPart> {
   const settings = config.records;
   const em = () => orm.em.fork();
   const log = logger.child({ component: "records" });
-  const cipher = context.crypto.cipher;
-  const sealer = new RecordSealer(cipher, log);
+  const sealer = new RecordSealer(context.crypto, log);
   const repository = new RecordRepository();
   const xray = new XrayGateway(siblings.clients.xray, settings.xrayDownloadTimeoutSeconds * 1000);
   const doctors = new DoctorAccounts(em, () => clock.now().getTime());
@@ -47,7 +42,7 @@ export async function startRecords(context: AppContext): Promise<RecordsPart> {
   const feed = new RecordFeed();
   const creates = new RecordCreateWriter(em, repository, context.security.audit);
   const writes = new RecordWrites({ em, repository, sealer, xray, clock, creates });
-  const devices = new Devices(em, new DeviceRepository(), repository, cipher, clock);
+  const devices = new Devices(em, new DeviceRepository(), repository, context.crypto.cipher, clock);
   const impl = recordService({
     reads: new RecordReads(em, repository, sealer, summaries),
     writes,
@@ -71,7 +66,6 @@ export async function startRecords(context: AppContext): Promise<RecordsPart> {
   });
   return {
     registrations: [{ service: RecordService, impl }],
-    cipher,
     async close() {},
   };
 }

@@ -84,7 +84,7 @@ export async function startApp(config: Config, logger: Logger, overrides: AppOve
     closers.push(() => emergencies.close());
     const records = await startRecords(context);
     closers.push(() => records.close());
-    const insights = await startInsights(context, notifications, records);
+    const insights = await startInsights(context, notifications);
     closers.push(() => insights.close());
     const billing = await startBilling(context, notifications);
     closers.push(() => billing.close());

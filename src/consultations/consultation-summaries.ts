@@ -15,6 +15,7 @@ import type { DataKey, EnvelopeCipher } from "../shared/crypto/envelope.ts";
 import { uuidV7 } from "../shared/uuid-v7.ts";
 import { type Consultation, consultationNameOf } from "./consultation.ts";
 import type { ConsultationActor } from "./consultation.ts";
+import type { SealingKeys } from "../shared/crypto/field-crypto.ts";
 
 /** A stored summary (`consultation_summaries`), opened. */
 export interface StoredSummary {
@@ -57,7 +58,7 @@ export class ConsultationSummaries {
   readonly #cipher: EnvelopeCipher;
   readonly #keys: DataKeyCache;
 
-  constructor(keys: { readonly cipher: EnvelopeCipher; readonly dataKeys: DataKeyCache }) {
+  constructor(keys: SealingKeys) {
     this.#cipher = keys.cipher;
     this.#keys = keys.dataKeys;
   }

@@ -3,6 +3,7 @@ import { statusError } from "../rpc/error-mapping.ts";
 import type { DataKeyCache } from "../shared/crypto/data-key-cache.ts";
 import { type DataKey, type EnvelopeCipher, EnvelopeError } from "../shared/crypto/envelope.ts";
 import type { StoredLocation } from "./emergency-record.ts";
+import type { SealingKeys } from "../shared/crypto/field-crypto.ts";
 
 /** What a patient reported that is health data or contact details: sealed together, never in a column of its own. */
 export interface EmergencyDetails {
@@ -39,7 +40,7 @@ export class EmergencySealer {
   readonly #cipher: EnvelopeCipher;
   readonly #keys: DataKeyCache;
 
-  constructor(keys: { readonly cipher: EnvelopeCipher; readonly dataKeys: DataKeyCache }) {
+  constructor(keys: SealingKeys) {
     this.#cipher = keys.cipher;
     this.#keys = keys.dataKeys;
   }

@@ -11,9 +11,10 @@ import {
 import type { Logger } from "../observability/logger.ts";
 import { statusError } from "../rpc/error-mapping.ts";
 import { type DataKey, type EnvelopeCipher, EnvelopeError } from "../shared/crypto/envelope.ts";
-import { DataKeyCache } from "../shared/crypto/data-key-cache.ts";
+import type { DataKeyCache } from "../shared/crypto/data-key-cache.ts";
 import type { RecordKindName, RecordSourceName } from "./record-entity.ts";
 import type { RecordRow } from "./record-repository.ts";
+import type { SealingKeys } from "../shared/crypto/field-crypto.ts";
 
 /** The `details` case of a Record. */
 export type DetailsCase = NonNullable<RecordProto["details"]["case"]>;
@@ -105,9 +106,10 @@ export class RecordSealer {
   readonly #keys: DataKeyCache;
   readonly #logger: Logger;
 
-  constructor(cipher: EnvelopeCipher, logger: Logger) {
-    this.#cipher = cipher;
-    this.#keys = new DataKeyCache(cipher);
+  /** `keys`: the app's field encryption (its cipher, and the opened data keys every context shares). */
+  constructor(keys: SealingKeys, logger: Logger) {
+    this.#cipher = keys.cipher;
+    this.#keys = keys.dataKeys;
     this.#logger = logger;
   }
 

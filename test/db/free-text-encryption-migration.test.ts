@@ -14,12 +14,9 @@ import { migrateUp } from "../../src/db/migrate.ts";
 import { createOrm } from "../../src/db/orm.ts";
 import { EmergencySealer } from "../../src/emergencies/emergency-sealing.ts";
 import { emergencySqlWith } from "../../src/emergencies/emergency-store.ts";
-import { BlindIndex } from "../../src/shared/crypto/blind-index.ts";
-import { EnvelopeCipher } from "../../src/shared/crypto/envelope.ts";
-import { fieldCryptoOf } from "../../src/shared/crypto/field-crypto.ts";
-import { parseKeyRing } from "../../src/shared/crypto/key-ring.ts";
 import { uuidV7 } from "../../src/shared/uuid-v7.ts";
 import { withClient } from "../audit/audit-fixtures.ts";
+import { testFieldCrypto } from "../support/test-crypto.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 
 const sealMigration = "Migration20261129160000_seal_free_text";
@@ -36,10 +33,7 @@ afterAll(async () => {
 });
 
 describe("issue #6 migration: plaintext emergencies and cancel reasons of an existing database", () => {
-  const crypto = fieldCryptoOf(
-    new EnvelopeCipher(parseKeyRing(`k1=${randomBytes(32).toString("base64")}\n`, "test")),
-    new BlindIndex(randomBytes(32)),
-  );
+  const crypto = testFieldCrypto();
   const secretKey = randomBytes(32);
   const [emergencyId, patientId, consultationId, summaryId, insightId] = [
     uuidV7(),

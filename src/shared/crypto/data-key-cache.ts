@@ -1,9 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { DataKey, EnvelopeCipher, RowBinding } from "./envelope.ts";
 
-/** Opened data keys kept by default: a few thousand rows' keys, ~100 bytes each. */
-const defaultCapacity = 4096;
-
 /**
  * Opened data keys, the least recently used dropped first. Opening a row's data key
  * (unwrapping it with the KEK, then making a KeyObject of it) was half of what reading
@@ -17,7 +14,8 @@ export class DataKeyCache {
   readonly #cipher: EnvelopeCipher;
   readonly #keys: LRUCache<string, DataKey>;
 
-  constructor(cipher: EnvelopeCipher, capacity = defaultCapacity) {
+  /** `capacity`: how many opened keys to keep (the app's is in field-crypto.ts). */
+  constructor(cipher: EnvelopeCipher, capacity: number) {
     this.#cipher = cipher;
     this.#keys = new LRUCache({ max: Math.max(1, capacity) });
   }

@@ -17,9 +17,12 @@ export interface FieldCryptoSettings {
 export interface FieldCrypto {
   readonly cipher: EnvelopeCipher;
   readonly blindIndex: BlindIndex;
-  /** Opened data keys of recent rows (patients and accounts), shared by their readers. */
+  /** Opened data keys of recent rows (profiles, accounts, records, summaries, emergencies), shared by every context. */
   readonly dataKeys: DataKeyCache;
 }
+
+/** What sealing and opening rows needs of the field encryption (not the blind index). */
+export type SealingKeys = Pick<FieldCrypto, "cipher" | "dataKeys">;
 
 /**
  * Opened data keys kept: enough for the profiles read in a busy minute (the bench
