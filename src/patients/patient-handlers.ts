@@ -11,6 +11,7 @@ import { DomainError, invalidArgument } from "../shared/domain-errors.ts";
 import type { Clock } from "../shared/clock.ts";
 import { patientDraftFromProto, patientIdFromName, patientToProto, versionFromEtag } from "./patient-mapping.ts";
 import type { PatientRepository } from "./patient-repository.ts";
+import { getPatientResponse } from "./patient-responses.ts";
 import { completeProfile } from "./patient-rules.ts";
 
 /** Top-level fields a client may change; a mask may also name any field inside them. */
@@ -62,7 +63,7 @@ export function patientService(
     },
 
     async getPatient(request) {
-      return { patient: patientToProto(await repository.get(patientIdFromName(request.name))) };
+      return getPatientResponse(await repository.get(patientIdFromName(request.name)));
     },
 
     async updatePatient(request, context) {

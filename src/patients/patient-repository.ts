@@ -2,6 +2,8 @@ import { type EntityManager, UniqueConstraintViolationException } from "@mikro-o
 import DataLoader from "dataloader";
 import type { Orm } from "../db/orm.ts";
 import { type DomainError, etagMismatch, invalidArgument, notFound } from "../shared/domain-errors.ts";
+import { deepFreeze } from "../shared/deep-freeze.ts";
+import { RowMemo } from "../shared/row-memo.ts";
 import { isUuid, uuidV7 } from "../shared/uuid-v7.ts";
 import type { Patient, PatientFields } from "./patient.ts";
 import { type PatientSealer, sealedFieldsOf, touchesSealedFields } from "./patient-contact.ts";
@@ -48,18 +50,31 @@ const resource = "Patient";
  * after (`PatientSealer`, envelope encryption with a data key per profile); the email
  * is found and kept unique by its blind index. A row that does not open is DATA_LOSS.
  */
+/**
+ * Profiles kept opened: the same bound as the opened data keys they come from
+ * (src/shared/crypto/field-crypto.ts), so the clear text held stays as bounded as the keys.
+ */
+const profilesKept = 10_000;
+
 export class PatientRepository {
   readonly #em: () => EntityManager;
   readonly #sealer: PatientSealer;
+  /** Profiles as last read, per row (a re-read of an unchanged row is not opened and mapped again). */
+  readonly #profiles: RowMemo<PatientRecord, Patient>;
 
-  constructor(source: Orm | (() => EntityManager), sealer: PatientSealer) {
+  constructor(
+    source: Orm | (() => EntityManager),
+    sealer: PatientSealer,
+    profiles = new RowMemo<PatientRecord, Patient>(profilesKept),
+  ) {
     this.#em = typeof source === "function" ? source : () => source.em.fork();
     this.#sealer = sealer;
+    this.#profiles = profiles;
   }
 
   /** The same repository working in `em` (a caller's transaction). */
   within(em: EntityManager): PatientRepository {
-    return new PatientRepository(() => em, this.#sealer);
+    return new PatientRepository(() => em, this.#sealer, this.#profiles);
   }
 
   /** The blind index of an email address, as `patients.email_index` stores it. */
@@ -273,9 +288,9 @@ export class PatientRepository {
     return { patients, nextCursor: { createTime: last.createTime.toISOString(), id: last.id } };
   }
 
-  /** A row and its opened sealed fields; DATA_LOSS when they do not open. */
+  /** A row and its opened sealed fields, frozen (it may be shared); DATA_LOSS when they do not open. */
   #toPatient(record: PatientRecord): Patient {
-    return patientFromRecord(record, this.#sealer.open(record));
+    return this.#profiles.get(record, (row) => deepFreeze(patientFromRecord(row, this.#sealer.open(row))));
   }
 
   /** After a guarded write matched no row: was the profile missing, or the version stale? */

@@ -1,4 +1,4 @@
-import { type DescMethod, fromBinary, fromJsonString, type Message, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { type DescMethod, fromBinary, fromJsonString, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Compression, compressionNegotiate, mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
 import {
@@ -15,6 +15,7 @@ import type * as http2 from "node:http2";
 import type { RpcEntry, RpcTable } from "../rpc/rpc-table.ts";
 import { type CreateCallContext, compatSource } from "./call-context.ts";
 import type { HttpRequest, HttpResponse } from "./http-types.ts";
+import { binaryOf, jsonOf } from "./frozen-encodings.ts";
 import { resetAfterAnswer } from "./reset-after-answer.ts";
 
 /** Options of the native Connect path. */
@@ -222,13 +223,13 @@ function decode(method: DescMethod, binary: boolean, bytes: Uint8Array): Message
 function encode(method: DescMethod, binary: boolean, output: Message): Uint8Array {
   if (binary) {
     try {
-      return toBinary(method.output, output);
+      return binaryOf(method.output, output);
     } catch (e) {
       throw new ConnectError(`serialize binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
     }
   }
   try {
-    return Buffer.from(toJsonString(method.output, output));
+    return jsonOf(method.output, output);
   } catch (e) {
     throw ConnectError.from(e, Code.Internal);
   }

@@ -1,4 +1,4 @@
-import { fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import { fromBinary, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Http2Session, IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
@@ -6,6 +6,7 @@ import type { RpcEntry, RpcTable } from "../rpc/rpc-table.ts";
 import type { CallContext, CallSource, CreateCallContext } from "./call-context.ts";
 import type { LazyHeaders } from "./lazy-headers.ts";
 import type { StreamClaim } from "./one-port-listener.ts";
+import { binaryOf } from "./frozen-encodings.ts";
 import { resetAfterAnswer } from "./reset-after-answer.ts";
 
 /** Options of the native gRPC path. */
@@ -140,7 +141,7 @@ class GrpcUnaryCall {
       this.#finish(undefined, ConnectError.from(error));
       return;
     }
-    this.#finish(frame(toBinary(this.#entry.method.output, output)), undefined);
+    this.#finish(frame(binaryOf(this.#entry.method.output, output)), undefined);
   }
 
   #finish(frame: Uint8Array | undefined, error: ConnectError | undefined): void {

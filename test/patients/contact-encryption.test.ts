@@ -174,4 +174,40 @@ describe("issue #6: contact details are sealed at rest, and emails found by a bl
     // The other patient still reads.
     expect((await patients(other).getPatient({ name: other.patient })).patient?.contact?.email).toBe(other.email);
   });
+
+  it("answers repeated reads from the row as it is now: a swap after many reads fails, a change behind the service's back shows", async () => {
+    const [victim, other] = [await signUpPatient(t), await signUpPatient(t)];
+    const binary = createClient(
+      PatientService,
+      createConnectTransport({
+        baseUrl: t.baseUrl,
+        httpVersion: "2",
+        useBinaryFormat: true,
+        interceptors: [admin.interceptor],
+      }),
+    );
+    // Reads of an unchanged row are answered from what the first one opened and encoded.
+    for (let i = 0; i < 3; i++) {
+      expect((await patients(admin).getPatient({ name: victim.patient })).patient?.contact?.email).toBe(victim.email);
+      expect((await binary.getPatient({ name: victim.patient })).patient?.contact?.email).toBe(victim.email);
+    }
+    // A name changed in the database directly, version untouched: the next read shows it.
+    await withClient(t.database.url, (client) =>
+      client.query(`update "patients" set "given_name" = 'Changed' where "id" = $1`, [idOf(victim.patient)]),
+    );
+    expect((await binary.getPatient({ name: victim.patient })).patient?.legalName?.givenName).toBe("Changed");
+    expect((await patients(admin).getPatient({ name: victim.patient })).patient?.legalName?.givenName).toBe("Changed");
+    // Another row's ciphertext, version untouched: refused, not served from the earlier reads.
+    await withClient(t.database.url, (client) =>
+      client.query(
+        `update "patients" set "contact_sealed" = (select "contact_sealed" from "patients" where "id" = $1) where "id" = $2`,
+        [idOf(other.patient), idOf(victim.patient)],
+      ),
+    );
+    for (const client of [binary, patients(admin)]) {
+      const error = await refusal(client.getPatient({ name: victim.patient }));
+      expect(error).toMatchObject({ code: Code.DataLoss, reason: "PATIENT_INTEGRITY_CHECK_FAILED" });
+      expect(error.message).not.toContain(other.email);
+    }
+  });
 });
