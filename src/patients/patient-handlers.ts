@@ -1,17 +1,18 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { PatientSchema } from "../../gen/telemed/patient/v1/patient_pb.js";
-import type { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
+import { GetPatientResponseSchema, type PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import { callAuditKey } from "../audit/call-audit.ts";
 import { applyFieldMask, fieldMaskViolations, populatedPaths } from "../rpc/field-mask.ts";
+import { FrozenAnswers } from "../rpc/frozen-answers.ts";
 import { decodePageToken, encodePageToken } from "../rpc/page-token.ts";
 import { DomainError, invalidArgument } from "../shared/domain-errors.ts";
 import type { Clock } from "../shared/clock.ts";
 import { patientDraftFromProto, patientIdFromName, patientToProto, versionFromEtag } from "./patient-mapping.ts";
+import type { Patient } from "./patient.ts";
 import type { PatientRepository } from "./patient-repository.ts";
-import { getPatientResponse } from "./patient-responses.ts";
 import { completeProfile } from "./patient-rules.ts";
 
 /** Top-level fields a client may change; a mask may also name any field inside them. */
@@ -28,6 +29,10 @@ const writableFields = new Set([
 /** Fields that say which resource and which version, not what changes: a mask naming them is not refused, they are just not data. */
 const controlFields = new Set(["name", "etag"]);
 const defaultPageSize = 25;
+/** GetPatient's answers, one per profile object (the repository shares one while its row is unchanged). */
+const getPatientAnswers = new FrozenAnswers((patient: Patient) =>
+  create(GetPatientResponseSchema, { patient: patientToProto(patient) }),
+);
 /** How often an update without etag re-reads after losing a race to another writer. */
 const updateAttempts = 3;
 
@@ -63,7 +68,7 @@ export function patientService(
     },
 
     async getPatient(request) {
-      return getPatientResponse(await repository.get(patientIdFromName(request.name)));
+      return getPatientAnswers.of(await repository.get(patientIdFromName(request.name)));
     },
 
     async updatePatient(request, context) {

@@ -1,8 +1,10 @@
+import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Record as RecordProto } from "../../gen/telemed/patient/v1/record_pb.js";
-import type { RecordService } from "../../gen/telemed/patient/v1/record_service_pb.js";
+import { GetRecordResponseSchema, type RecordService } from "../../gen/telemed/patient/v1/record_service_pb.js";
 import { callAuditKey } from "../audit/call-audit.ts";
 import { actingForKey, principalKey } from "../rpc/context-keys.ts";
+import { FrozenAnswers } from "../rpc/frozen-answers.ts";
 import { DomainError, invalidArgument, notFound } from "../shared/domain-errors.ts";
 import type { Device } from "../../gen/telemed/patient/v1/record_sync_pb.js";
 import { deviceIdsOf, type Devices } from "./devices.ts";
@@ -12,6 +14,9 @@ import { recordIdsOf, type Writer } from "./record-rules.ts";
 import type { RecordSync } from "./record-sync.ts";
 import type { RecordWrites } from "./record-writes.ts";
 import type { XrayDownloads } from "./xray-downloads.ts";
+
+/** GetRecord's answers, one per record object (RecordReads shares one while its row is unchanged). */
+const getRecordAnswers = new FrozenAnswers((record: RecordProto) => create(GetRecordResponseSchema, { record }));
 
 /** The use cases behind RecordService. */
 export interface RecordUseCases {
@@ -66,7 +71,7 @@ export function recordService(u: RecordUseCases): Partial<ServiceImpl<typeof Rec
     },
 
     async getRecord(request, context) {
-      return { record: await u.reads.get(patientOf(context), recordIdOf(request.name, "name")) };
+      return getRecordAnswers.of(await u.reads.get(patientOf(context), recordIdOf(request.name, "name")));
     },
 
     async createRecord(request, context) {

@@ -4,7 +4,9 @@ import DataLoader from "dataloader";
 import type { Record as RecordProto } from "../../gen/telemed/patient/v1/record_pb.js";
 import type { ListRecordsRequest } from "../../gen/telemed/patient/v1/record_service_pb.js";
 import { decodePageToken, encodePageToken } from "../rpc/page-token.ts";
+import { deepFreeze } from "../shared/deep-freeze.ts";
 import { notFound } from "../shared/domain-errors.ts";
+import { RowMemo } from "../shared/row-memo.ts";
 import { isUuid } from "../shared/uuid-v7.ts";
 import { kindFilter, type RecordSealer, recordToProto } from "./record-content.ts";
 import type { RecordRepository, RecordRow, TimelineEntry } from "./record-repository.ts";
@@ -19,6 +21,8 @@ export interface SummarySource {
 }
 
 const defaultPageSize = 25;
+/** Records kept opened: the bound of the opened data keys they come from (src/shared/crypto/field-crypto.ts). */
+const recordsKept = 10_000;
 
 /**
  * The history timeline (TST-PT004-1) and single records. The pipeline has decided who
@@ -30,6 +34,8 @@ export class RecordReads {
   readonly #repository: RecordRepository;
   readonly #sealer: RecordSealer;
   readonly #summaries: SummarySource;
+  /** Records as last read, per row: a re-read of an unchanged row is not opened and decoded again. */
+  readonly #opened = new RowMemo<RecordRow, RecordProto>(recordsKept);
 
   constructor(em: () => EntityManager, repository: RecordRepository, sealer: RecordSealer, summaries: SummarySource) {
     this.#em = em;
@@ -79,7 +85,7 @@ export class RecordReads {
     if (!isUuid(patientId) || !isUuid(recordId)) throw notFound("Record");
     const row = await this.#byId.load(recordId);
     // Another patient's record is answered like a missing one.
-    if (row !== undefined && row.patient_id === patientId) return recordToProto(row, this.#sealer.open(row));
+    if (row !== undefined && row.patient_id === patientId) return this.#recordOf(row);
     const em = this.#em();
     const consultationId = await this.#repository.summaryConsultation(em, patientId, recordId);
     const summary = consultationId === undefined ? undefined : await this.#summaries.recordOf(em, consultationId);
@@ -99,6 +105,11 @@ export class RecordReads {
     { cache: false, maxBatchSize: 16, batchScheduleFn: (run) => setImmediate(run) },
   );
 
+  /** The record of a row, opened (frozen: it may be shared); DATA_LOSS when it does not open. */
+  #recordOf(row: RecordRow): RecordProto {
+    return this.#opened.get(row, (same) => deepFreeze(recordToProto(same, this.#sealer.open(same))));
+  }
+
   async #materialise(em: EntityManager, patientId: string, page: readonly TimelineEntry[]): Promise<RecordProto[]> {
     const rows = new Map<string, RecordRow>();
     const recordIds = page.filter((entry) => entry.origin === "record").map((entry) => entry.id);
@@ -115,7 +126,7 @@ export class RecordReads {
       if (entry.origin === "record") {
         const row = rows.get(entry.id);
         // Deleted between the two queries: left out, as it would be a moment later.
-        if (row !== undefined) records.push(recordToProto(row, this.#sealer.open(row)));
+        if (row !== undefined) records.push(this.#recordOf(row));
       } else if (entry.consultationId !== null) {
         const summary = summaries.get(entry.consultationId);
         if (summary !== undefined) records.push(summary);
