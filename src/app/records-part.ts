@@ -1,3 +1,4 @@
+import { nativePoolOf } from "../db/native-pool.ts";
 import type { Record as RecordProto } from "../../gen/telemed/patient/v1/record_pb.js";
 import { RecordService } from "../../gen/telemed/patient/v1/record_service_pb.js";
 import { ConsultationRepository } from "../consultations/consultation-repository.ts";
@@ -44,7 +45,7 @@ export async function startRecords(context: AppContext): Promise<RecordsPart> {
   const writes = new RecordWrites({ em, repository, sealer, xray, clock, creates });
   const devices = new Devices(em, new DeviceRepository(), repository, context.crypto.cipher, clock);
   const impl = recordService({
-    reads: new RecordReads(em, repository, sealer, summaries),
+    reads: new RecordReads(em, repository, sealer, summaries, nativePoolOf(orm)),
     writes,
     downloads: new XrayDownloads(em, repository, sealer, xray),
     bundles: new OfflineBundles({

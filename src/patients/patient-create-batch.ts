@@ -1,4 +1,5 @@
 import { DriverException, type EntityManager } from "@mikro-orm/postgresql";
+import pg from "pg";
 import { alreadyExists, DomainError, notFound } from "../shared/domain-errors.ts";
 import type { Patient } from "./patient.ts";
 import type { PatientSealer, SealedColumns } from "./patient-contact.ts";
@@ -42,8 +43,10 @@ interface Row {
 /**
  * The batch as one JSON array, typed back into columns by `jsonb_to_recordset`. The
  * statement text is the same for every batch size, and the rows travel as one value:
- * MikroORM inlines parameters as literals and escapes strings character by character
- * in JavaScript (~10 µs per row here), while a Buffer is written as hex by Node. The
+ * outside a transaction as the parameter of a named statement (parsed and planned once
+ * per connection); inside one through MikroORM, which inlines parameters as literals and
+ * escapes strings character by character in JavaScript (~10 µs per row here), so there
+ * the JSON goes as a Buffer, which Node writes as hex. The
  * contact fields arrive sealed (patient-contact.ts): the database never sees them in clear.
  *
  * `on conflict do nothing` has no target, so every unique index is an arbiter: the
@@ -71,10 +74,25 @@ const insertSql = (() => {
   return (
     `insert into "patients" (${names.join(", ")}, "updated_at", "version") ` +
     `select ${names.join(", ")}, "created_at", 1 ` +
-    `from jsonb_to_recordset(convert_from(?, 'UTF8')::jsonb) as r(${record.join(", ")}) ` +
+    `from jsonb_to_recordset($1::jsonb) as r(${record.join(", ")}) ` +
     `on conflict do nothing returning "id"`
   );
 })();
+
+/** Where the INSERT runs: a caller's transaction (`em`), or a named statement on the ORM's pool. */
+export type InsertTarget = { readonly em: EntityManager } | { readonly pool: pg.Pool };
+
+async function runInsert(target: InsertTarget, rows: string): Promise<{ id: string }[]> {
+  if ("pool" in target) {
+    return (await target.pool.query<{ id: string }>({ name: "patients-insert", text: insertSql, values: [rows] })).rows;
+  }
+  // MikroORM inlines values as literals: the JSON goes as bytes (hex) and is converted back.
+  return target.em.execute<{ id: string }[]>(
+    insertSql.replace("$1::jsonb", "convert_from(?, 'UTF8')::jsonb"),
+    [Buffer.from(rows, "utf8")],
+    "all",
+  );
+}
 
 /**
  * Writes the creates in one INSERT and settles each on its own: the stored profile,
@@ -92,16 +110,17 @@ const insertSql = (() => {
  *   statement of its own, so only the bad one fails.
  */
 export async function insertPatients(
-  em: EntityManager,
+  target: InsertTarget,
+  em: () => EntityManager,
   creates: readonly PendingCreate[],
   sealer: PatientSealer,
 ): Promise<(Patient | Error)[]> {
   let inserted: { id: string }[];
   try {
-    inserted = await em.execute<{ id: string }[]>(insertSql, [rowsJson(creates)], "all");
+    inserted = await runInsert(target, rowsJson(creates));
   } catch (error) {
     if (creates.length === 1 || !isRefusalOfData(error)) return creates.map(() => asError(error));
-    const alone = await Promise.all(creates.map((create) => insertPatients(em, [create], sealer)));
+    const alone = await Promise.all(creates.map((create) => insertPatients(target, em, [create], sealer)));
     return alone.map(([outcome]) => outcome as Patient | Error);
   }
   if (inserted.length === creates.length) return creates.map((create) => create.patient);
@@ -109,7 +128,7 @@ export async function insertPatients(
   const skippedRequestIds = creates
     .filter((create) => create.requestId !== undefined && !stored.has(create.patient.id))
     .map((create) => create.requestId as string);
-  const replays = await replayRecords(em, skippedRequestIds);
+  const replays = await replayRecords(em(), skippedRequestIds);
   return creates.map((create) => {
     if (stored.has(create.patient.id)) return create.patient;
     const replay = create.requestId === undefined ? undefined : replays.get(create.requestId);
@@ -123,7 +142,7 @@ export async function insertPatients(
  * (Two batches in flight that share two emails in opposite orders could deadlock;
  * PostgreSQL then aborts one statement, and its rows are retried one by one.)
  */
-function rowsJson(creates: readonly PendingCreate[]): Buffer {
+function rowsJson(creates: readonly PendingCreate[]): string {
   const rows = creates.map(
     ({ patient, requestId, sealed }): Row => ({
       id: patient.id,
@@ -140,7 +159,7 @@ function rowsJson(creates: readonly PendingCreate[]): Buffer {
       create_request_id: requestId ?? null,
     }),
   );
-  return Buffer.from(JSON.stringify(rows), "utf8");
+  return JSON.stringify(rows);
 }
 
 /** The stored rows of these request ids (deleted ones too), by request id; one query, none when there are none. */
@@ -184,7 +203,8 @@ export function emailTaken(): DomainError {
  * deadlock), so that the rows alone may fare differently. A lost connection is not.
  */
 function isRefusalOfData(error: unknown): boolean {
-  return error instanceof DriverException && /^(22|23|40)/.test(String(error.code));
+  const fromDatabase = error instanceof DriverException || error instanceof pg.DatabaseError;
+  return fromDatabase && /^(22|23|40)/.test(String(error.code));
 }
 
 function asError(error: unknown): Error {

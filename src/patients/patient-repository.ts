@@ -1,5 +1,7 @@
 import { type EntityManager, UniqueConstraintViolationException } from "@mikro-orm/postgresql";
 import DataLoader from "dataloader";
+import type pg from "pg";
+import { nativePoolOf } from "../db/native-pool.ts";
 import type { Orm } from "../db/orm.ts";
 import { type DomainError, etagMismatch, invalidArgument, notFound } from "../shared/domain-errors.ts";
 import { deepFreeze } from "../shared/deep-freeze.ts";
@@ -56,11 +58,15 @@ const resource = "Patient";
  */
 const profilesKept = 10_000;
 
+const byIdsSql = `select ${patientColumns} from "patients" where "id" = any($1::uuid[]) and "deleted_at" is null`;
+
 export class PatientRepository {
   readonly #em: () => EntityManager;
   readonly #sealer: PatientSealer;
   /** Profiles as last read, per row (a re-read of an unchanged row is not opened and mapped again). */
   readonly #profiles: RowMemo<PatientRecord, Patient>;
+  /** Outside a caller's transaction, batched reads go straight to the ORM's pool as a named statement. */
+  readonly #pool: (() => Promise<pg.Pool>) | undefined;
 
   constructor(
     source: Orm | (() => EntityManager),
@@ -68,6 +74,7 @@ export class PatientRepository {
     profiles = new RowMemo<PatientRecord, Patient>(profilesKept),
   ) {
     this.#em = typeof source === "function" ? source : () => source.em.fork();
+    this.#pool = typeof source === "function" ? undefined : nativePoolOf(source);
     this.#sealer = sealer;
     this.#profiles = profiles;
   }
@@ -121,7 +128,12 @@ export class PatientRepository {
   // Gathered like reads (below). Batches of at most 32 keep two or more INSERTs in
   // flight under the benchmark's load, so the pool and the database stay busy.
   readonly #creates = new DataLoader<PendingCreate, Patient>(
-    (creates) => insertPatients(this.#em(), creates, this.#sealer),
+    async (creates) => {
+      if (this.#pool !== undefined)
+        return insertPatients({ pool: await this.#pool() }, this.#em, creates, this.#sealer);
+      const em = this.#em();
+      return insertPatients({ em }, () => em, creates, this.#sealer);
+    },
     {
       cache: false,
       maxBatchSize: 32,
@@ -163,11 +175,15 @@ export class PatientRepository {
   });
 
   async #getMany(ids: readonly string[]): Promise<(PatientRecord | undefined)[]> {
-    const records = await this.#em().execute<PatientRecord[]>(
-      `select ${patientColumns} from "patients" where "id" in (?) and "deleted_at" is null`,
-      [ids],
-      "all",
-    );
+    const records =
+      this.#pool === undefined
+        ? await this.#em().execute<PatientRecord[]>(
+            `select ${patientColumns} from "patients" where "id" in (?) and "deleted_at" is null`,
+            [ids],
+            "all",
+          )
+        : (await (await this.#pool()).query<PatientRecord>({ name: "patients-by-ids", text: byIdsSql, values: [ids] }))
+            .rows;
     const byId = new Map(records.map((record) => [record.id, record]));
     return ids.map((id) => byId.get(id));
   }

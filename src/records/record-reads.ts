@@ -1,6 +1,7 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import DataLoader from "dataloader";
+import type pg from "pg";
 import type { Record as RecordProto } from "../../gen/telemed/patient/v1/record_pb.js";
 import type { ListRecordsRequest } from "../../gen/telemed/patient/v1/record_service_pb.js";
 import { decodePageToken, encodePageToken } from "../rpc/page-token.ts";
@@ -37,8 +38,18 @@ export class RecordReads {
   /** Records as last read, per row: a re-read of an unchanged row is not opened and decoded again. */
   readonly #opened = new RowMemo<RecordRow, RecordProto>(recordsKept);
 
-  constructor(em: () => EntityManager, repository: RecordRepository, sealer: RecordSealer, summaries: SummarySource) {
+  readonly #pool: (() => Promise<pg.Pool>) | undefined;
+
+  /** `pool`: the ORM's pool, for the batched GetRecord read as a named statement (src/db/native-pool.ts). */
+  constructor(
+    em: () => EntityManager,
+    repository: RecordRepository,
+    sealer: RecordSealer,
+    summaries: SummarySource,
+    pool?: () => Promise<pg.Pool>,
+  ) {
     this.#em = em;
+    this.#pool = pool;
     this.#repository = repository;
     this.#sealer = sealer;
     this.#summaries = summaries;
@@ -98,7 +109,10 @@ export class RecordReads {
   // what a read cost. Each call still sees the row as committed when the query ran.
   readonly #byId = new DataLoader<string, RecordRow | undefined>(
     async (ids) => {
-      const rows = await this.#repository.liveByIds(this.#em(), ids);
+      const rows =
+        this.#pool === undefined
+          ? await this.#repository.liveByIds(this.#em(), ids)
+          : await this.#repository.liveByIdsPrepared(await this.#pool(), ids);
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => byId.get(id));
     },

@@ -1,3 +1,4 @@
+import type pg from "pg";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { RecordKindName, RecordSourceName } from "./record-entity.ts";
 import { appendFeedEntries, appendFeedEntry } from "./record-feed.ts";
@@ -25,6 +26,12 @@ export interface RecordRow {
   readonly deleted_at: string | Date | null;
   readonly delete_reason_sealed: string | null;
 }
+
+const recordColumns =
+  '"id", "patient_id", "kind", "effective_time", "consultation_id", "source", "author", "author_role", ' +
+  '"content_sealed", "data_key_wrapped", "data_key_id", "create_request_id", "create_fingerprint", "version", ' +
+  '"created_at", "updated_at", "deleted_at", "delete_reason_sealed"';
+const liveByIdsSql = `select ${recordColumns} from "medical_records" where "id" = any($1::uuid[]) and "deleted_at" is null`;
 
 /** A row to insert; the content is already sealed. */
 export interface NewRecordRow {
@@ -90,6 +97,17 @@ export class RecordRepository {
       [ids],
       "all",
     );
+  }
+
+  /**
+   * `liveByIds` as a named statement on the ORM's pool (src/db/native-pool.ts): GetRecord's
+   * batched read. Its columns are named, so a column a later migration adds cannot
+   * change the prepared statement's result type under it.
+   */
+  async liveByIdsPrepared(pool: pg.Pool, ids: readonly string[]): Promise<RecordRow[]> {
+    if (ids.length === 0) return [];
+    const result = await pool.query<RecordRow>({ name: "medical-records-by-ids", text: liveByIdsSql, values: [ids] });
+    return result.rows;
   }
 
   /** The patient's live record, locked for a change until `em`'s transaction ends. */

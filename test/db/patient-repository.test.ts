@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { nativePoolOf } from "../../src/db/native-pool.ts";
 import { createOrm, type Orm } from "../../src/db/orm.ts";
 import type { PatientFields } from "../../src/patients/patient.ts";
 import { PatientRepository } from "../../src/patients/patient-repository.ts";
@@ -134,9 +135,26 @@ describe("create with a request id (AIP-155)", () => {
   });
 });
 
-describe("creates issued together share one INSERT, each with its own outcome", () => {
-  /** A repository that counts the EntityManager forks it takes: one per batch of creates. */
-  function countingRepository(): { repository: PatientRepository; batches: () => number } {
+describe.each([
+  ["in a caller's EntityManager", "em"],
+  ["as a named statement on the ORM's pool", "pool"],
+] as const)("creates issued together share one INSERT, each with its own outcome (%s)", (_, where) => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  /**
+   * A repository and how many INSERT batches it ran: in an EntityManager of its own, the
+   * forks it took (one per batch); on the pool (the service's repository), the pool's
+   * named INSERTs, counted by a spy on the real pool.
+   */
+  async function countingRepository(): Promise<{ repository: PatientRepository; batches: () => number }> {
+    if (where === "pool") {
+      const query = vi.spyOn(await nativePoolOf(orm)(), "query");
+      const inserts = () =>
+        query.mock.calls.filter(([config]) => (config as { name?: string }).name === "patients-insert").length;
+      return { repository: new PatientRepository(orm, sealer), batches: inserts };
+    }
     let forks = 0;
     const repository = new PatientRepository(() => {
       forks++;
@@ -163,7 +181,7 @@ describe("creates issued together share one INSERT, each with its own outcome", 
   }
 
   it("lets exactly one of two creates with the same email win; the others are stored", async () => {
-    const { repository, batches } = countingRepository();
+    const { repository, batches } = await countingRepository();
     const email = `twin.${randomUUID()}@example.com`;
     const inputs = [profile(), withEmail(email), profile(), withEmail(email.toUpperCase()), profile()];
     const results = await Promise.allSettled(inputs.map((fields) => repository.create(fields)));
@@ -179,7 +197,7 @@ describe("creates issued together share one INSERT, each with its own outcome", 
 
   it("refuses every create of a batch whose email a live profile has, and stores the rest", async () => {
     const taken = await patients.create(profile());
-    const { repository, batches } = countingRepository();
+    const { repository, batches } = await countingRepository();
     const results = await Promise.allSettled([
       repository.create(withEmail(taken.contact.email), randomUUID()),
       repository.create(profile()),
@@ -193,7 +211,7 @@ describe("creates issued together share one INSERT, each with its own outcome", 
   });
 
   it("answers creates with the same request id with one profile, stored once", async () => {
-    const { repository, batches } = countingRepository();
+    const { repository, batches } = await countingRepository();
     const requestId = randomUUID();
     const fields = profile();
     const [a, b, other] = await Promise.all([
@@ -216,7 +234,7 @@ describe("creates issued together share one INSERT, each with its own outcome", 
     const deleted = profile();
     const first = await patients.create(live, liveRequest);
     await patients.delete((await patients.create(deleted, deletedRequest)).id);
-    const { repository, batches } = countingRepository();
+    const { repository, batches } = await countingRepository();
     const results = await Promise.allSettled([
       repository.create(deleted, deletedRequest),
       repository.create(live, liveRequest),
@@ -235,7 +253,7 @@ describe("creates issued together share one INSERT, each with its own outcome", 
     const stored = randomUUID();
     await patients.create(profile(), stored);
     const shared = randomUUID();
-    const { repository, batches } = countingRepository();
+    const { repository, batches } = await countingRepository();
     const results = await Promise.allSettled([
       repository.create(profile(), shared),
       repository.create(profile(), shared),
@@ -253,7 +271,7 @@ describe("creates issued together share one INSERT, each with its own outcome", 
   });
 
   it("splits more creates than one batch holds into several INSERTs, and stores them all", async () => {
-    const { repository, batches } = countingRepository();
+    const { repository, batches } = await countingRepository();
     const email = `spread.${randomUUID()}@example.com`;
     // The same email at both ends: the two creates land in different batches.
     const inputs = [withEmail(email), ...Array.from({ length: 68 }, () => profile()), withEmail(email)];
@@ -267,14 +285,15 @@ describe("creates issued together share one INSERT, each with its own outcome", 
   });
 
   it("fails only the create whose row the database refuses", async () => {
-    const { repository, batches } = countingRepository();
+    const { repository, batches } = await countingRepository();
     const tooLong = profile({ legalName: { given: "A".repeat(101), family: "Rao" } });
     const results = await Promise.allSettled([
       repository.create(profile()),
       repository.create(tooLong),
       repository.create(profile(), randomUUID()),
     ]);
-    expect(batches()).toBe(1);
+    // One batch; on the pool each statement counts: the refused INSERT, then each create alone.
+    expect(batches()).toBe(where === "pool" ? 4 : 1);
     expect(results.map((result) => result.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect(await storedEmails(tooLong.contact.email)).toBe(0);
   });
