@@ -33,6 +33,34 @@ const recordColumns =
   '"created_at", "updated_at", "deleted_at", "delete_reason_sealed"';
 const liveByIdsSql = `select ${recordColumns} from "medical_records" where "id" = any($1::uuid[]) and "deleted_at" is null`;
 
+/** The INSERT of a batch of new records, given as one JSON array (`insertMany`). */
+const insertManySql = (() => {
+  const types: Record<string, string> = {
+    id: "uuid",
+    patient_id: "uuid",
+    kind: "text",
+    effective_time: "timestamptz",
+    consultation_id: "uuid",
+    source: "text",
+    author: "text",
+    author_role: "text",
+    content_sealed: "text",
+    data_key_wrapped: "text",
+    data_key_id: "text",
+    create_request_id: "uuid",
+    create_fingerprint: "text",
+    created_at: "timestamptz",
+  };
+  const names = Object.keys(types).map((name) => `"${name}"`);
+  const record = Object.entries(types).map(([name, type]) => `"${name}" ${type}`);
+  return (
+    `insert into "medical_records" (${names.join(", ")}, "version", "updated_at") ` +
+    `select ${names.join(", ")}, 1, "created_at" ` +
+    `from jsonb_to_recordset(convert_from(?, 'UTF8')::jsonb) as r(${record.join(", ")}) ` +
+    `on conflict on constraint "medical_records_create_request_unique" do nothing returning *`
+  );
+})();
+
 /** A row to insert; the content is already sealed. */
 export interface NewRecordRow {
   readonly id: string;
@@ -154,36 +182,30 @@ export class RecordRepository {
    */
   async insertMany(em: EntityManager, rows: readonly NewRecordRow[]): Promise<RecordRow[]> {
     if (rows.length === 0) return [];
-    const params: SqlValue[] = [];
-    for (const row of rows) {
-      const stamp = row.now.toISOString();
-      params.push(
-        row.id,
-        row.patientId,
-        row.kind,
-        row.effectiveTime.toISOString(),
-        row.consultationId ?? null,
-        row.source,
-        row.author,
-        row.authorRole,
-        row.contentSealed,
-        row.dataKeyWrapped,
-        row.dataKeyId,
-        row.createRequestId,
-        row.createFingerprint,
-        stamp,
-        stamp,
-      );
-    }
-    const inserted = await em.execute<RecordRow[]>(
-      `insert into "medical_records" ("id", "patient_id", "kind", "effective_time", "consultation_id", "source", ` +
-        `"author", "author_role", "content_sealed", "data_key_wrapped", "data_key_id", "create_request_id", ` +
-        `"create_fingerprint", "version", "created_at", "updated_at") values ` +
-        rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)").join(", ") +
-        ` on conflict on constraint "medical_records_create_request_unique" do nothing returning *`,
-      params,
-      "all",
+    const json = JSON.stringify(
+      rows.map((row) => {
+        const stamp = row.now.toISOString();
+        return {
+          id: row.id,
+          patient_id: row.patientId,
+          kind: row.kind,
+          effective_time: row.effectiveTime.toISOString(),
+          consultation_id: row.consultationId ?? null,
+          source: row.source,
+          author: row.author,
+          author_role: row.authorRole,
+          content_sealed: row.contentSealed,
+          data_key_wrapped: row.dataKeyWrapped,
+          data_key_id: row.dataKeyId,
+          create_request_id: row.createRequestId,
+          create_fingerprint: row.createFingerprint,
+          created_at: stamp,
+        };
+      }),
     );
+    // One value for the whole batch: MikroORM inlines parameters as SQL literals, escaping
+    // strings character by character in JavaScript, while a Buffer goes as hex.
+    const inserted = await em.execute<RecordRow[]>(insertManySql, [Buffer.from(json, "utf8")], "all");
     const byId = new Map(rows.map((row) => [row.id, row]));
     await appendFeedEntries(
       em,

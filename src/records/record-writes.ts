@@ -97,12 +97,16 @@ export class RecordWrites {
     const kind = kindOfDetails(input);
     if (kind === undefined) throw invalidArgument("record.details", "one kind of record is required");
     const em = this.#d.em();
+    // Checked by the contract already; a malformed id must not fail the batch it would join.
+    if (!isUuid(requestId)) throw invalidArgument("request_id", "must be a UUID");
+    // The earlier create of this request id is looked up while access is checked (one
+    // round trip instead of two); it is answered only to a writer that passed the check.
+    const earlier = isUuid(patientId) ? this.#createdBy.load({ patientId, requestId }) : Promise.resolve(undefined);
+    earlier.catch(() => undefined);
     await this.#requireWriteAccess(em, patientId, writer, audit);
     requireWritableKind(writer.role, kind);
     const storedKind = kind as RecordKindName;
-    // Checked by the contract already; a malformed id must not fail the batch it would join.
-    if (!isUuid(requestId)) throw invalidArgument("request_id", "must be a UUID");
-    const replayed = await this.#createdBy.load({ patientId, requestId });
+    const replayed = await earlier;
     if (replayed !== undefined) return this.#replay(replayed, input);
 
     const consultationId = await this.#consultationOf(em, patientId, input.consultation, writer, "record.consultation");
