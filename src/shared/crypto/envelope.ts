@@ -144,8 +144,8 @@ export class DataKey {
 
   /**
    * `decode(open(column, sealed))`, remembered while this key stays opened: a row read
-   * again with the same ciphertext is not decrypted and decoded again (GetPatient's
-   * hottest step). Only the exact ciphertext that authenticated under this row's key and
+   * again with the same ciphertext is not decrypted and decoded again (a profile whose
+   * clear columns changed keeps its sealed ones). Only the exact ciphertext that authenticated under this row's key and
    * column hits, so a ciphertext copied in from elsewhere still fails. The value is
    * shared by later reads: `decode` must return something nobody changes (frozen).
    */
