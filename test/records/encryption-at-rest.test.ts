@@ -52,6 +52,11 @@ describe("health data is encrypted at rest, field by field, bound to its row", (
     const source = await addRecord(records(t, other), other.patient, note(`Other patient's ${secret}`));
     const target = await addRecord(records(t, patient), patient.patient, note("My own note"));
     const sibling = await addRecord(records(t, patient), patient.patient, note("Another note of mine"));
+    // Read first, and more than once: what the service remembers of a row must not outlive its change.
+    for (let i = 0; i < 2; i++) {
+      expect((await records(t, patient).getRecord({ name: target.name })).record?.name).toBe(target.name);
+      expect((await records(t, patient).listRecords({ parent: patient.patient })).records.length).toBeGreaterThan(0);
+    }
 
     // Only the content column: the target's data key does not open it.
     await withClient(t.database.url, (client) =>
