@@ -1,7 +1,7 @@
 import { clone, create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { createHmac } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 import {
   type Appointment,
   Appointment_State,
@@ -57,7 +57,7 @@ export class DoctorAppointments {
   /** The live (not cancelled) appointment of each booking reference: `book` checks it without a scan. */
   readonly #liveByReference = new Map<string, Appointment>();
   /** Signs meeting tokens; per instance, so two simulators never accept each other's. */
-  readonly #secret: string;
+  readonly #secret: KeyObject;
 
   constructor(options: DoctorAppointmentsOptions) {
     this.#clock = options.clock;
@@ -65,7 +65,7 @@ export class DoctorAppointments {
     this.#freeSlot = options.freeSlot;
     this.#opensBeforeMs = options.joinOpensBeforeMs ?? 15 * minute;
     this.#closesAfterMs = options.joinClosesAfterMs ?? 30 * minute;
-    this.#secret = options.random.id(32);
+    this.#secret = createSecretKey(Buffer.from(options.random.id(32), "utf8"));
   }
 
   /** Books a held slot; ALREADY_EXISTS when the booking reference has another live appointment. */
