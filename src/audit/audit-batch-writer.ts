@@ -1,7 +1,7 @@
 import pg from "pg";
 import { canonicalText, linkHash } from "./audit-chain.ts";
 
-type Head = { readonly sequence: bigint; readonly hash: string };
+export type Head = { readonly sequence: bigint; readonly hash: string };
 
 /**
  * Appends group-committed batches in ONE statement each, with bound parameters:
@@ -62,22 +62,11 @@ export class AuditBatchWriter {
 
   /** Appends after `head` if it is still the head; false when someone moved it first. */
   async #append(db: Queryable, head: Head, tails: readonly string[]): Promise<boolean> {
-    let sequence = head.sequence;
-    let prevHash = head.hash;
-    let rows = "[";
-    for (const tail of tails) {
-      sequence += 1n;
-      const canonical = canonicalText(sequence, tail);
-      const hash = linkHash(prevHash, canonical);
-      // The canonical text is a JSON array: drop its "]" and append the two hashes.
-      rows += `${rows.length === 1 ? "" : ","}${canonical.slice(0, -1)},"${prevHash}","${hash}"]`;
-      prevHash = hash;
-    }
-    rows += "]";
-    const values = [rows, sequence.toString(), prevHash, head.sequence.toString()];
+    const { rows, last } = chainedRows(head, tails);
+    const values = [rows, last.sequence.toString(), last.hash, head.sequence.toString()];
     const result = await db.query({ name: "audit-append", text: appendSql, values });
     if (result.rowCount === tails.length) {
-      this.#head = { sequence, hash: prevHash };
+      this.#head = last;
       return true;
     }
     this.#head = undefined;
@@ -101,19 +90,49 @@ export class AuditBatchWriter {
 type Queryable = pg.Pool | pg.PoolClient;
 
 /**
+ * The entries whose canonical tails are given, chained after `head`, as the JSON array
+ * of rows the append statement reads (each the canonical encoding the hash covers, with
+ * `prev_hash` and `hash` appended), and the head after the last of them.
+ */
+export function chainedRows(head: Head, tails: readonly string[]): { rows: string; last: Head } {
+  let sequence = head.sequence;
+  let prevHash = head.hash;
+  let rows = "[";
+  for (const tail of tails) {
+    sequence += 1n;
+    const canonical = canonicalText(sequence, tail);
+    const hash = linkHash(prevHash, canonical);
+    // The canonical text is a JSON array: drop its "]" and append the two hashes.
+    rows += `${rows.length === 1 ? "" : ","}${canonical.slice(0, -1)},"${prevHash}","${hash}"]`;
+    prevHash = hash;
+  }
+  return { rows: `${rows}]`, last: { sequence, hash: prevHash } };
+}
+
+/**
  * $1: the rows, a JSON array of `["audit.v1", sequence, event_time, actor, actor_role,
  * subject_patient_id, proxy, action, resource, outcome, rpc, request_id,
  * client_address, reason, prev_hash, hash]`; $2, $3: the new head; $4: the head it moves from.
  */
-const appendSql = `
+const appendSql = appendStatement({ rows: "$1::jsonb", sequence: "$2", hash: "$3", from: "$4" });
+
+/**
+ * The append statement with the given placeholders (pg's `$n`, or MikroORM's `?` for
+ * `appendEntries` in a caller's transaction): rows as `chainedRows` makes them; the new
+ * head's sequence and hash; the head it moves from. It moves the head only from there
+ * (compare-and-set) and inserts the rows only if it moved.
+ */
+export function appendStatement(at: { rows: string; sequence: string; hash: string; from: string }): string {
+  return `
 with "moved" as (
-  update "audit_chain_head" set "sequence" = $2::bigint, "hash" = decode($3, 'hex')
-   where "id" = 1 and "sequence" = $4::bigint
+  update "audit_chain_head" set "sequence" = ${at.sequence}::bigint, "hash" = decode(${at.hash}, 'hex')
+   where "id" = 1 and "sequence" = ${at.from}::bigint
   returning 1
 )
 insert into "audit_log" ("sequence", "event_time", "actor", "actor_role", "subject_patient_id", "proxy", "action",
   "resource", "outcome", "rpc", "request_id", "client_address", "reason", "prev_hash", "hash")
 select (e->>1)::bigint, (e->>2)::timestamptz, e->>3, e->>4, (e->>5)::uuid, (e->>6)::boolean, e->>7, e->>8,
        e->>9, e->>10, e->>11, e->>12, e->>13, decode(e->>14, 'hex'), decode(e->>15, 'hex')
-  from jsonb_array_elements($1::jsonb) as e
+  from jsonb_array_elements(${at.rows}) as e
  where exists (select 1 from "moved")`;
+}

@@ -1,14 +1,8 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Orm } from "../db/orm.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
-import { AuditBatchWriter } from "./audit-batch-writer.ts";
-import {
-  type AuditEntryFields,
-  type ChainedAuditEntry,
-  canonicalTail,
-  chainEntries,
-  storedValues,
-} from "./audit-chain.ts";
+import { AuditBatchWriter, appendStatement, chainedRows } from "./audit-batch-writer.ts";
+import { type AuditEntryFields, canonicalTail } from "./audit-chain.ts";
 import type { AuditEntryDraft } from "./audit-entry.ts";
 import { auditFieldsOf } from "./audit-fields.ts";
 
@@ -192,40 +186,36 @@ export class AuditLog {
 
 type HeadRow = { readonly sequence: string; readonly hash: string };
 
-/** Columns of `audit_log` in the order `appendEntries` writes them. */
-const insertColumns =
-  '"sequence", "event_time", "actor", "actor_role", "subject_patient_id", "proxy", "action", "resource", ' +
-  '"outcome", "rpc", "request_id", "client_address", "reason", "prev_hash", "hash"';
-const rowPlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, decode(?, 'hex'), decode(?, 'hex'))";
+/** `appendStatement` with MikroORM's placeholders; the rows travel as bytes (MikroORM writes a Buffer as hex). */
+const appendWithinSql = appendStatement({
+  rows: "convert_from(?, 'UTF8')::jsonb",
+  sequence: "?",
+  hash: "?",
+  from: "?",
+});
 
 /**
  * Appends entries after the chain head, in `em`'s transaction: two statements. The
  * head row's lock (`for update`) orders appends across connections and processes; the
- * INSERT and the head's move are one statement (a data-modifying CTE).
+ * INSERT and the head's move are one statement, the group-committed writer's
+ * (audit-batch-writer.ts): the rows as one JSON value, not fifteen literals per entry
+ * that MikroORM would escape character by character.
  */
-export async function appendEntries(
-  em: EntityManager,
-  entries: readonly AuditEntryFields[],
-): Promise<ChainedAuditEntry[]> {
+export async function appendEntries(em: EntityManager, entries: readonly AuditEntryFields[]): Promise<void> {
+  if (entries.length === 0) return;
   const head: HeadRow | undefined = await em.execute<HeadRow>(
     `select "sequence"::text as "sequence", encode("hash", 'hex') as "hash" from "audit_chain_head" where "id" = 1 for update`,
     [],
     "get",
   );
   if (head === undefined) throw new Error("audit_chain_head has no row: are the migrations applied?");
-  const chained = chainEntries({ sequence: BigInt(head.sequence), hash: head.hash }, entries);
-  const last = chained.at(-1);
-  if (last === undefined) return chained;
-  const params: (string | boolean | null)[] = [];
-  for (const entry of chained) params.push(...storedValues(entry));
-  params.push(last.sequence.toString(), last.hash, head.sequence);
+  const { rows, last } = chainedRows({ sequence: BigInt(head.sequence), hash: head.hash }, entries.map(canonicalTail));
   const result = await em.execute<{ affectedRows: number }>(
-    `with "appended" as (insert into "audit_log" (${insertColumns}) values ${chained.map(() => rowPlaceholders).join(", ")}) ` +
-      `update "audit_chain_head" set "sequence" = ?, "hash" = decode(?, 'hex') where "id" = 1 and "sequence" = ?`,
-    params,
+    appendWithinSql,
+    // `?` are positional: in the order they appear in the statement.
+    [last.sequence.toString(), last.hash, head.sequence, Buffer.from(rows, "utf8")],
     "run",
   );
   // Cannot happen while the lock is held; a cheap guard against a head moved by hand.
-  if (result.affectedRows !== 1) throw new Error("audit_chain_head moved while locked");
-  return chained;
+  if (result.affectedRows !== entries.length) throw new Error("audit_chain_head moved while locked");
 }
