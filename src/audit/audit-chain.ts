@@ -41,13 +41,6 @@ export interface AuditEntryFields {
   readonly reason: string;
 }
 
-/** An entry with its place in the chain. Hashes are lowercase hex. */
-export interface ChainedAuditEntry extends AuditEntryFields {
-  readonly sequence: bigint;
-  readonly prevHash: string;
-  readonly hash: string;
-}
-
 /** An entry's fields after its sequence, in the one order both the hash and the table use. */
 function fieldValues(entry: AuditEntryFields): (string | boolean | null)[] {
   return [
@@ -110,22 +103,6 @@ export function linkHash(prevHash: string, canonical: string): string {
   return hash("sha256", bytes.subarray(0, prevLength + canonicalLength), "hex");
 }
 
-/** Chains entries after the head (`sequence`, `hash`): the next sequences, each linked to the one before. */
-export function chainEntries(
-  head: { readonly sequence: bigint; readonly hash: string },
-  entries: readonly AuditEntryFields[],
-): ChainedAuditEntry[] {
-  let sequence = head.sequence;
-  let prevHash = head.hash;
-  return entries.map((entry) => {
-    sequence += 1n;
-    const hash = entryHash(prevHash, sequence, entry);
-    const chained = { ...entry, sequence, prevHash, hash };
-    prevHash = hash;
-    return chained;
-  });
-}
-
 /** `2026-11-28T10:17:22.780000Z`: ISO 8601 in UTC with microseconds, as the chain encodes times. */
 export function isoMicros(date: Date): string {
   const year = date.getUTCFullYear();
@@ -156,9 +133,4 @@ export function storableText(text: string): string {
  */
 export function checkpointMessage(sequence: bigint, hash: string, signedAt: string): Buffer {
   return Buffer.from(JSON.stringify(["audit-checkpoint.v1", sequence.toString(), hash, signedAt]), "utf8");
-}
-
-/** An entry's values in the column order of `audit_log` (hashes as hex), as both writers store them. */
-export function storedValues(entry: ChainedAuditEntry): (string | boolean | null)[] {
-  return [entry.sequence.toString(), ...fieldValues(entry), entry.prevHash, entry.hash];
 }

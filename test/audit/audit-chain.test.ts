@@ -5,12 +5,13 @@ import { ActorRole, ActorRoleSchema } from "../../gen/telemed/patient/v1/common_
 import {
   type AuditEntryFields,
   canonicalBytes,
-  chainEntries,
+  canonicalTail,
   entryHash,
   genesisHash,
   isoMicros,
   storableText,
 } from "../../src/audit/audit-chain.ts";
+import { chainedRows } from "../../src/audit/audit-batch-writer.ts";
 import { auditFieldsOf, enumFromStored, storedName } from "../../src/audit/audit-fields.ts";
 import { draft } from "./audit-fixtures.ts";
 
@@ -58,11 +59,20 @@ describe("the canonical encoding of an audit entry (RQ-PT004)", () => {
   });
 
   it("chains entries after a head: consecutive sequences, each linked to the previous hash", () => {
-    const chained = chainEntries({ sequence: 7n, hash: "ab".repeat(32) }, [fields, fields, fields]);
+    const tail = canonicalTail(fields);
+    const { rows, last } = chainedRows({ sequence: 7n, hash: "ab".repeat(32) }, [tail, tail, tail]);
+    // Each row: the canonical encoding the hash covers, then prev_hash and hash.
+    const chained = (JSON.parse(rows) as string[][]).map((row) => ({
+      sequence: BigInt(row[1] as string),
+      prevHash: row[14],
+      hash: row[15],
+    }));
     expect(chained.map((entry) => entry.sequence)).toEqual([8n, 9n, 10n]);
     expect(chained[0]?.prevHash).toBe("ab".repeat(32));
+    expect(chained[0]?.hash).toBe(entryHash("ab".repeat(32), 8n, fields));
     expect(chained[1]?.prevHash).toBe(chained[0]?.hash);
     expect(chained[2]?.hash).toBe(entryHash(chained[1]?.hash ?? "", 10n, fields));
+    expect(last).toEqual({ sequence: 10n, hash: chained[2]?.hash });
   });
 
   it("writes times in UTC with microseconds, the precision of timestamptz(6)", () => {
