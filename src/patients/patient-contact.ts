@@ -4,7 +4,6 @@ import { statusError } from "../rpc/error-mapping.ts";
 import { normaliseEmail } from "../shared/crypto/blind-index.ts";
 import { type DataKey, EnvelopeError } from "../shared/crypto/envelope.ts";
 import type { FieldCrypto } from "../shared/crypto/field-crypto.ts";
-import { deepFreeze } from "../shared/deep-freeze.ts";
 import type { EmergencyContact, Insurance, PatientFields, PostalAddress } from "./patient.ts";
 
 /**
@@ -42,11 +41,6 @@ export interface SealedRow {
 }
 
 export const patientsTable = "patients";
-
-/** The sealed JSON, frozen all through: opened fields are shared by the reads of the same ciphertext. */
-function decodeSealedFields(plain: Buffer): SealedFields {
-  return deepFreeze(JSON.parse(plain.toString("utf8")) as SealedFields);
-}
 const contactColumn = "contact_sealed";
 
 /** Whether `changes` touches a sealed field (so the stored ones must be opened and sealed again with it). */
@@ -110,7 +104,7 @@ export class PatientSealer {
   open(row: SealedRow): SealedFields {
     return this.#guard(row, () => {
       const key = this.#crypto.dataKeys.open(row.data_key_wrapped, { table: patientsTable, row: row.id });
-      return key.openDecoded(contactColumn, row.contact_sealed, decodeSealedFields);
+      return JSON.parse(key.openText(contactColumn, row.contact_sealed)) as SealedFields;
     });
   }
 

@@ -54,7 +54,7 @@ interface Row {
  * a stored row, or with one inserted earlier by the same statement, is skipped
  * instead of failing the statement; `returning "id"` tells which rows went in.
  */
-const insertSql = (() => {
+const insertSqlWith = (rows: string): string => {
   const types = {
     id: "uuid",
     given_name: "text",
@@ -74,10 +74,14 @@ const insertSql = (() => {
   return (
     `insert into "patients" (${names.join(", ")}, "updated_at", "version") ` +
     `select ${names.join(", ")}, "created_at", 1 ` +
-    `from jsonb_to_recordset($1::jsonb) as r(${record.join(", ")}) ` +
+    `from jsonb_to_recordset(${rows}) as r(${record.join(", ")}) ` +
     `on conflict do nothing returning "id"`
   );
-})();
+};
+/** For the pool (a named statement). */
+const insertSql = insertSqlWith("$1::jsonb");
+/** For MikroORM, which inlines values as literals: the JSON goes as bytes (hex) and is converted back. */
+const insertWithinSql = insertSqlWith("convert_from(?, 'UTF8')::jsonb");
 
 /** Where the INSERT runs: a caller's transaction (`em`), or a named statement on the ORM's pool. */
 export type InsertTarget = { readonly em: EntityManager } | { readonly pool: pg.Pool };
@@ -86,12 +90,7 @@ async function runInsert(target: InsertTarget, rows: string): Promise<{ id: stri
   if ("pool" in target) {
     return (await target.pool.query<{ id: string }>({ name: "patients-insert", text: insertSql, values: [rows] })).rows;
   }
-  // MikroORM inlines values as literals: the JSON goes as bytes (hex) and is converted back.
-  return target.em.execute<{ id: string }[]>(
-    insertSql.replace("$1::jsonb", "convert_from(?, 'UTF8')::jsonb"),
-    [Buffer.from(rows, "utf8")],
-    "all",
-  );
+  return target.em.execute<{ id: string }[]>(insertWithinSql, [Buffer.from(rows, "utf8")], "all");
 }
 
 /**

@@ -17,10 +17,11 @@ export class FrozenAnswers<Resource extends object, Answer extends Message> {
   }
 
   of(resource: Resource): Answer {
+    if (!Object.isFrozen(resource)) return this.#build(resource);
     let answer = this.#answers.get(resource);
     if (answer === undefined) {
       answer = deepFreeze(this.#build(resource));
-      if (Object.isFrozen(resource)) this.#answers.set(resource, answer);
+      this.#answers.set(resource, answer);
     }
     return answer;
   }

@@ -12,22 +12,20 @@ const jsons = new WeakMap<Message, Uint8Array>();
 
 /** `toBinary`, from the cache for a frozen message. */
 export function binaryOf(schema: DescMessage, message: Message): Uint8Array {
-  if (!Object.isFrozen(message)) return toBinary(schema, message);
-  let bytes = binaries.get(message);
-  if (bytes === undefined) {
-    bytes = toBinary(schema, message);
-    binaries.set(message, bytes);
-  }
-  return bytes;
+  return encodedOnce(binaries, message, () => toBinary(schema, message));
 }
 
 /** `toJsonString` as UTF-8, from the cache for a frozen message. */
 export function jsonOf(schema: DescMessage, message: Message): Uint8Array {
-  if (!Object.isFrozen(message)) return Buffer.from(toJsonString(schema, message));
-  let bytes = jsons.get(message);
+  return encodedOnce(jsons, message, () => Buffer.from(toJsonString(schema, message)));
+}
+
+function encodedOnce(cache: WeakMap<Message, Uint8Array>, message: Message, encode: () => Uint8Array): Uint8Array {
+  if (!Object.isFrozen(message)) return encode();
+  let bytes = cache.get(message);
   if (bytes === undefined) {
-    bytes = Buffer.from(toJsonString(schema, message));
-    jsons.set(message, bytes);
+    bytes = encode();
+    cache.set(message, bytes);
   }
   return bytes;
 }

@@ -112,8 +112,6 @@ export class DataKey {
   readonly #macKeys = new Map<string, KeyObject>();
   /** Associated data of this row's fields, by column: built once per opened key (cached keys are read often). */
   readonly #aads = new Map<string, Buffer>();
-  /** The last field opened and decoded per column (`openDecoded`). */
-  readonly #decoded = new Map<string, Decoded>();
 
   constructor(binding: RowBinding, plain: Buffer, wrapped: string, keyId: string) {
     this.binding = binding;
@@ -140,21 +138,6 @@ export class DataKey {
       this.#aad(column),
       () => `${where(this.binding)}.${column}`,
     );
-  }
-
-  /**
-   * `decode(open(column, sealed))`, remembered while this key stays opened: a row read
-   * again with the same ciphertext is not decrypted and decoded again (a profile whose
-   * clear columns changed keeps its sealed ones). Only the exact ciphertext that authenticated under this row's key and
-   * column hits, so a ciphertext copied in from elsewhere still fails. The value is
-   * shared by later reads: `decode` must return something nobody changes (frozen).
-   */
-  openDecoded<T>(column: string, sealed: string, decode: (plain: Buffer) => T): T {
-    const last = this.#decoded.get(column);
-    if (last !== undefined && last.sealed === sealed && last.decode === decode) return last.value as T;
-    const value = decode(this.open(column, sealed));
-    this.#decoded.set(column, { sealed, decode, value });
-    return value;
   }
 
   #aad(column: string): Buffer {
@@ -191,8 +174,6 @@ export class DataKey {
     return this.open(column, sealed).toString("utf8");
   }
 }
-
-type Decoded = { readonly sealed: string; readonly decode: (plain: Buffer) => unknown; readonly value: unknown };
 
 /**
  * Random bytes for data keys and IVs, cut from a pool that `randomFillSync` refills
