@@ -60,6 +60,30 @@ export class AuditBatchWriter {
     }
   }
 
+  /**
+   * Runs `change` and appends the entries after the chain head in ONE statement, so
+   * the change commits with its audit entries or not at all (see `AtomicChange`).
+   * Resolves true once committed; false when other processes moved the head twice
+   * (nothing was written: the caller takes the locking path). Rejects with the
+   * database's error when the change itself failed (nothing was written either).
+   */
+  async writeWith(entries: readonly string[], change: AtomicChange): Promise<boolean> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const head = this.#head ?? (await this.#readHead(this.#pool));
+      const { rows, last } = chainedRows(head, entries);
+      const values = [...change.values, rows, last.sequence.toString(), last.hash, head.sequence.toString()];
+      try {
+        await this.#pool.query({ name: `audit-with-${change.name}`, text: withChangeSql(change), values });
+        this.#head = last;
+        return true;
+      } catch (error) {
+        this.#head = undefined;
+        if ((error as { code?: unknown }).code !== headMovedCode) throw error;
+      }
+    }
+    return false;
+  }
+
   /** Appends after `head` if it is still the head; false when someone moved it first. */
   async #append(db: Queryable, head: Head, tails: readonly string[]): Promise<boolean> {
     const { rows, last } = chainedRows(head, tails);
@@ -88,6 +112,45 @@ export class AuditBatchWriter {
 }
 
 type Queryable = pg.Pool | pg.PoolClient;
+
+/**
+ * A data change to commit atomically with audit entries (`AuditBatchWriter.writeWith`):
+ * data-modifying CTEs that use the parameters `$1`..`$n` (`values`). The head of the
+ * chain is moved after `last`, the CTE named there, has run: a transaction that
+ * changes the same rows and then appends (`appendEntries`) takes its locks in that
+ * order too, so the two cannot deadlock.
+ */
+export interface AtomicChange {
+  /** Names the prepared statement: one per SQL text. */
+  readonly name: string;
+  /** `"a" as (...), "b" as (...)`. */
+  readonly ctes: string;
+  /** The CTE the head's move waits for (it must return rows, or none). */
+  readonly last: string;
+  readonly values: readonly unknown[];
+}
+
+/** SQLSTATE of the division by zero `withChangeSql` raises when the head had moved. */
+const headMovedCode = "22012";
+const withChangeCache = new Map<string, string>();
+
+/**
+ * The change's CTEs, then the append after them. When the head is no longer where
+ * this process saw it, the final SELECT divides by zero: that aborts the whole
+ * statement, the change with it (one statement cannot roll back only some of its CTEs).
+ */
+function withChangeSql(change: AtomicChange): string {
+  let sql = withChangeCache.get(change.name);
+  if (sql === undefined) {
+    const at = (i: number) => `$${change.values.length + i}`;
+    const placeholders = { rows: `${at(1)}::jsonb`, sequence: at(2), hash: at(3), from: at(4) };
+    sql =
+      `with ${change.ctes},\n${movedHead(placeholders, change.last)},\n"appended" as (${insertEntries(placeholders)} returning 1)\n` +
+      `select 1 / (select count(*) from "moved")::int as "moved"`;
+    withChangeCache.set(change.name, sql);
+  }
+  return sql;
+}
 
 /**
  * The entries whose canonical tails are given, chained after `head`, as the JSON array
@@ -122,14 +185,25 @@ const appendSql = appendStatement({ rows: "$1::jsonb", sequence: "$2", hash: "$3
  * head's sequence and hash; the head it moves from. It moves the head only from there
  * (compare-and-set) and inserts the rows only if it moved.
  */
-export function appendStatement(at: { rows: string; sequence: string; hash: string; from: string }): string {
-  return `
-with "moved" as (
+export function appendStatement(at: Placeholders): string {
+  return `with ${movedHead(at)}\n${insertEntries(at)}`;
+}
+
+type Placeholders = { rows: string; sequence: string; hash: string; from: string };
+
+/** The CTE "moved": the head, moved only from `at.from`, and only after the CTE `after` has run. */
+function movedHead(at: Placeholders, after?: string): string {
+  const waits = after === undefined ? "" : `\n     and (select count(*) from "${after}") >= 0`;
+  return `"moved" as (
   update "audit_chain_head" set "sequence" = ${at.sequence}::bigint, "hash" = decode(${at.hash}, 'hex')
-   where "id" = 1 and "sequence" = ${at.from}::bigint
+   where "id" = 1 and "sequence" = ${at.from}::bigint${waits}
   returning 1
-)
-insert into "audit_log" ("sequence", "event_time", "actor", "actor_role", "subject_patient_id", "proxy", "action",
+)`;
+}
+
+/** The entries' INSERT, which runs only if the head moved. */
+function insertEntries(at: Placeholders): string {
+  return `insert into "audit_log" ("sequence", "event_time", "actor", "actor_role", "subject_patient_id", "proxy", "action",
   "resource", "outcome", "rpc", "request_id", "client_address", "reason", "prev_hash", "hash")
 select (e->>1)::bigint, (e->>2)::timestamptz, e->>3, e->>4, (e->>5)::uuid, (e->>6)::boolean, e->>7, e->>8,
        e->>9, e->>10, e->>11, e->>12, e->>13, decode(e->>14, 'hex'), decode(e->>15, 'hex')

@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Orm } from "../db/orm.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
-import { AuditBatchWriter, appendStatement, chainedRows } from "./audit-batch-writer.ts";
+import { type AtomicChange, AuditBatchWriter, appendStatement, chainedRows } from "./audit-batch-writer.ts";
 import { type AuditEntryFields, canonicalTail } from "./audit-chain.ts";
 import type { AuditEntryDraft } from "./audit-entry.ts";
 import { auditFieldsOf } from "./audit-fields.ts";
@@ -62,6 +62,14 @@ interface Waiting {
   readonly reject: (error: unknown) => void;
 }
 
+/** Entries to append in the statement of a data change (`recordWith`): written alone, in turn. */
+interface WaitingChange {
+  readonly tails: readonly string[];
+  readonly change: AtomicChange;
+  readonly resolve: (written: boolean) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /**
  * The append-only, hash-chained audit log (RQ-PT004, audit-chain.ts).
  *
@@ -81,7 +89,7 @@ export class AuditLog {
   readonly #em: () => EntityManager;
   readonly #clock: Clock;
   readonly #maxBatchSize: number;
-  #queue: Waiting[] = [];
+  #queue: (Waiting | WaitingChange)[] = [];
   #scheduled: NodeJS.Immediate | undefined;
   /** Batches being written; up to `maxInFlight`, each on its own connection. */
   #writing = 0;
@@ -131,6 +139,29 @@ export class AuditLog {
     );
   }
 
+  /**
+   * Runs a data change and appends entries in one statement (`AuditBatchWriter.writeWith`),
+   * in turn with this log's batches, so the head this process knows stays right: one
+   * round trip where a transaction with `recordWithin` takes four or more. Resolves
+   * true once committed; false when other processes kept moving the head (nothing was
+   * written: use a transaction with `recordWithin`); rejects with the database's error
+   * when the change failed (nothing was written either).
+   */
+  recordWith(drafts: readonly AuditEntryDraft[], change: AtomicChange): Promise<boolean> {
+    if (this.#closed) return Promise.reject(new Error("the audit log is closed"));
+    let tails: string[];
+    try {
+      const now = this.#clock.now();
+      tails = drafts.map((draft) => canonicalTail(auditFieldsOf(draft, now)));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<boolean>();
+    this.#queue.push({ tails, change, resolve, reject });
+    this.#schedule();
+    return promise;
+  }
+
   /** Refuses new `record` calls and resolves when every pending entry is written (or has failed). */
   async close(): Promise<void> {
     this.#closed = true;
@@ -158,20 +189,13 @@ export class AuditLog {
   }
 
   async #writeBatch(): Promise<void> {
-    const batch = this.#queue.splice(0, this.#maxBatchSize);
-    if (batch.length > 0) {
+    const first = this.#queue[0];
+    if (first !== undefined) {
       this.#writing++;
       try {
         this.#writer ??= new AuditBatchWriter(this.#em().config.get("clientUrl") as string, maxInFlight);
-        await this.#writer.write(batch.map((waiting) => waiting.tail));
-        this.#stats.batches++;
-        this.#stats.entries += batch.length;
-        this.#stats.largestBatch = Math.max(this.#stats.largestBatch, batch.length);
-        for (const waiting of batch) waiting.resolve();
-      } catch (error) {
-        this.#stats.failedBatches++;
-        const failure = new AuditWriteError(error);
-        for (const waiting of batch) waiting.reject(failure);
+        if ("change" in first) await this.#writeChange(this.#writer, this.#queue.shift() as WaitingChange);
+        else await this.#writeEntries(this.#writer, this.#takeEntries());
       } finally {
         this.#writing--;
       }
@@ -181,6 +205,44 @@ export class AuditLog {
     } else if (!this.#busy()) {
       for (const resolve of this.#idle.splice(0)) resolve();
     }
+  }
+
+  /** The entries at the queue's front, up to the batch size and the next change. */
+  #takeEntries(): Waiting[] {
+    let count = 0;
+    while (count < this.#maxBatchSize && count < this.#queue.length && !("change" in (this.#queue[count] as object))) {
+      count++;
+    }
+    return this.#queue.splice(0, count) as Waiting[];
+  }
+
+  async #writeEntries(writer: AuditBatchWriter, batch: readonly Waiting[]): Promise<void> {
+    try {
+      await writer.write(batch.map((waiting) => waiting.tail));
+      this.#counted(batch.length);
+      for (const waiting of batch) waiting.resolve();
+    } catch (error) {
+      this.#stats.failedBatches++;
+      const failure = new AuditWriteError(error);
+      for (const waiting of batch) waiting.reject(failure);
+    }
+  }
+
+  async #writeChange(writer: AuditBatchWriter, waiting: WaitingChange): Promise<void> {
+    try {
+      const written = await writer.writeWith(waiting.tails, waiting.change);
+      if (written) this.#counted(waiting.tails.length);
+      waiting.resolve(written);
+    } catch (error) {
+      // The change's own failure (a constraint, say) is the caller's to interpret.
+      waiting.reject(error);
+    }
+  }
+
+  #counted(entries: number): void {
+    this.#stats.batches++;
+    this.#stats.entries += entries;
+    this.#stats.largestBatch = Math.max(this.#stats.largestBatch, entries);
   }
 }
 

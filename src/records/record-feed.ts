@@ -74,18 +74,29 @@ export async function appendFeedEntries(em: EntityManager, entries: readonly New
     ordinal.set(entry.patientId, ord);
     return { p: entry.patientId, r: entry.recordId, o: entry.origin, t: entry.type, at: entry.at.toISOString(), ord };
   });
-  // Each patient's head moves by its count n; its entries take last_seq - n + 1 .. last_seq.
   await em.execute(
     `with "items" as (select * from jsonb_to_recordset(?::jsonb) as i("p" uuid, "r" uuid, "o" text, "t" text, "at" timestamptz, "ord" bigint)), ` +
-      `"counts" as (select "p", count(*) as "n" from "items" group by "p"), ` +
-      `"heads" as (insert into "record_feed_heads" ("patient_id", "last_seq") select "p", "n" from "counts" order by "p" ` +
-      `on conflict ("patient_id") do update set "last_seq" = "record_feed_heads"."last_seq" + excluded."last_seq" ` +
-      `returning "patient_id", "last_seq") ` +
-      `insert into "record_changes" ("patient_id", "seq", "record_id", "origin", "type", "changed_at") ` +
-      `select i."p", h."last_seq" - c."n" + i."ord", i."r", i."o", i."t", i."at" ` +
-      `from "items" i join "counts" c on c."p" = i."p" join "heads" h on h."patient_id" = i."p"`,
+      `${feedCtes("items")} select count(*) from "fed"`,
     [JSON.stringify(items)],
     "run",
+  );
+}
+
+/**
+ * CTEs that number the changes of the CTE `items` (columns "p" patient, "r" record,
+ * "o" origin, "t" type, "at", "ord": 1, 2, … within each patient) and insert them;
+ * the last, "fed", returns a row per change. Each patient's head moves by its count n,
+ * and its entries take last_seq - n + 1 .. last_seq.
+ */
+export function feedCtes(items: string): string {
+  return (
+    `"counts" as (select "p", count(*) as "n" from "${items}" group by "p"), ` +
+    `"heads" as (insert into "record_feed_heads" ("patient_id", "last_seq") select "p", "n" from "counts" order by "p" ` +
+    `on conflict ("patient_id") do update set "last_seq" = "record_feed_heads"."last_seq" + excluded."last_seq" ` +
+    `returning "patient_id", "last_seq"), ` +
+    `"fed" as (insert into "record_changes" ("patient_id", "seq", "record_id", "origin", "type", "changed_at") ` +
+    `select i."p", h."last_seq" - c."n" + i."ord", i."r", i."o", i."t", i."at" ` +
+    `from "${items}" i join "counts" c on c."p" = i."p" join "heads" h on h."patient_id" = i."p" returning 1)`
   );
 }
 

@@ -1,7 +1,8 @@
+import type { AtomicChange } from "../audit/audit-batch-writer.ts";
 import type pg from "pg";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { RecordKindName, RecordSourceName } from "./record-entity.ts";
-import { appendFeedEntries, appendFeedEntry } from "./record-feed.ts";
+import { appendFeedEntries, appendFeedEntry, feedCtes } from "./record-feed.ts";
 
 type SqlValue = string | number | null | readonly string[];
 
@@ -33,33 +34,84 @@ const recordColumns =
   '"created_at", "updated_at", "deleted_at", "delete_reason_sealed"';
 const liveByIdsSql = `select ${recordColumns} from "medical_records" where "id" = any($1::uuid[]) and "deleted_at" is null`;
 
+/** The columns a new record's JSON carries (`recordsJson`), with their types. */
+const newRecordTypes: Readonly<Record<string, string>> = {
+  id: "uuid",
+  patient_id: "uuid",
+  kind: "text",
+  effective_time: "timestamptz",
+  consultation_id: "uuid",
+  source: "text",
+  author: "text",
+  author_role: "text",
+  content_sealed: "text",
+  data_key_wrapped: "text",
+  data_key_id: "text",
+  create_request_id: "uuid",
+  create_fingerprint: "text",
+  created_at: "timestamptz",
+};
+const newRecordNames = Object.keys(newRecordTypes).map((name) => `"${name}"`);
+
+/** `jsonb_to_recordset` of a batch of new records (`recordsJson`) given as `json`, with `extra` columns. */
+function newRecordsFrom(json: string, extra = ""): string {
+  const record = Object.entries(newRecordTypes).map(([name, type]) => `"${name}" ${type}`);
+  return `jsonb_to_recordset(${json}) as r(${record.join(", ")}${extra})`;
+}
+
+/** The INSERT of new records: the columns of `recordsJson`, then version 1 and updated_at = created_at. */
+const insertRecordsHead =
+  `insert into "medical_records" (${newRecordNames.join(", ")}, "version", "updated_at") ` +
+  `select ${newRecordNames.join(", ")}, 1, "created_at" from`;
+
 /** The INSERT of a batch of new records, given as one JSON array (`insertMany`). */
-const insertManySql = (() => {
-  const types: Record<string, string> = {
-    id: "uuid",
-    patient_id: "uuid",
-    kind: "text",
-    effective_time: "timestamptz",
-    consultation_id: "uuid",
-    source: "text",
-    author: "text",
-    author_role: "text",
-    content_sealed: "text",
-    data_key_wrapped: "text",
-    data_key_id: "text",
-    create_request_id: "uuid",
-    create_fingerprint: "text",
-    created_at: "timestamptz",
-  };
-  const names = Object.keys(types).map((name) => `"${name}"`);
-  const record = Object.entries(types).map(([name, type]) => `"${name}" ${type}`);
-  return (
-    `insert into "medical_records" (${names.join(", ")}, "version", "updated_at") ` +
-    `select ${names.join(", ")}, 1, "created_at" ` +
-    `from jsonb_to_recordset(convert_from(?, 'UTF8')::jsonb) as r(${record.join(", ")}) ` +
-    `on conflict on constraint "medical_records_create_request_unique" do nothing returning *`
+const insertManySql =
+  `${insertRecordsHead} ${newRecordsFrom("convert_from(?, 'UTF8')::jsonb")} ` +
+  `on conflict on constraint "medical_records_create_request_unique" do nothing returning *`;
+
+/**
+ * The records of `insertChange` ($1) with their change-feed entries, as CTEs for one
+ * statement. A request id already used fails it (unique violation): no row of the
+ * batch is written. The feed is numbered after the rows are inserted, the order in
+ * which the transaction of `insertMany` takes its locks.
+ */
+const insertChangeCtes =
+  `"items" as (select * from ${newRecordsFrom("$1::jsonb", `, "ord" bigint`)}), ` +
+  `"inserted" as (${insertRecordsHead} "items" returning 1), ` +
+  `"feed_items" as (select "patient_id" as "p", "id" as "r", 'record' as "o", 'created' as "t", "created_at" as "at", "ord" ` +
+  `from "items" where (select count(*) from "inserted") >= 0), ${feedCtes("feed_items")}`;
+
+/**
+ * New records as the JSON array `newRecordsFrom` reads, each with "ord", its place
+ * among the batch's records of the same patient (1, 2, …) for the change feed.
+ */
+function recordsJson(rows: readonly NewRecordRow[]): string {
+  const ordinal = new Map<string, number>();
+  return JSON.stringify(
+    rows.map((row) => {
+      const ord = (ordinal.get(row.patientId) ?? 0) + 1;
+      ordinal.set(row.patientId, ord);
+      const stamp = row.now.toISOString();
+      return {
+        id: row.id,
+        patient_id: row.patientId,
+        kind: row.kind,
+        effective_time: row.effectiveTime.toISOString(),
+        consultation_id: row.consultationId ?? null,
+        source: row.source,
+        author: row.author,
+        author_role: row.authorRole,
+        content_sealed: row.contentSealed,
+        data_key_wrapped: row.dataKeyWrapped,
+        data_key_id: row.dataKeyId,
+        create_request_id: row.createRequestId,
+        create_fingerprint: row.createFingerprint,
+        created_at: stamp,
+        ord,
+      };
+    }),
   );
-})();
+}
 
 /** A row to insert; the content is already sealed. */
 export interface NewRecordRow {
@@ -182,30 +234,9 @@ export class RecordRepository {
    */
   async insertMany(em: EntityManager, rows: readonly NewRecordRow[]): Promise<RecordRow[]> {
     if (rows.length === 0) return [];
-    const json = JSON.stringify(
-      rows.map((row) => {
-        const stamp = row.now.toISOString();
-        return {
-          id: row.id,
-          patient_id: row.patientId,
-          kind: row.kind,
-          effective_time: row.effectiveTime.toISOString(),
-          consultation_id: row.consultationId ?? null,
-          source: row.source,
-          author: row.author,
-          author_role: row.authorRole,
-          content_sealed: row.contentSealed,
-          data_key_wrapped: row.dataKeyWrapped,
-          data_key_id: row.dataKeyId,
-          create_request_id: row.createRequestId,
-          create_fingerprint: row.createFingerprint,
-          created_at: stamp,
-        };
-      }),
-    );
     // One value for the whole batch: MikroORM inlines parameters as SQL literals, escaping
     // strings character by character in JavaScript, while a Buffer goes as hex.
-    const inserted = await em.execute<RecordRow[]>(insertManySql, [Buffer.from(json, "utf8")], "all");
+    const inserted = await em.execute<RecordRow[]>(insertManySql, [Buffer.from(recordsJson(rows), "utf8")], "all");
     const byId = new Map(rows.map((row) => [row.id, row]));
     await appendFeedEntries(
       em,
@@ -218,6 +249,39 @@ export class RecordRepository {
       })),
     );
     return inserted;
+  }
+
+  /**
+   * New records and their change-feed entries as one statement's data change, for the
+   * audit log to commit with their entries (`AuditLog.recordWith`). Unlike
+   * `insertMany`, a request id already used fails the whole batch.
+   */
+  insertChange(rows: readonly NewRecordRow[]): AtomicChange {
+    return { name: "records-insert", ctes: insertChangeCtes, last: "fed", values: [recordsJson(rows)] };
+  }
+
+  /** The row `insertChange` stores for `row`, as the database would answer it. */
+  storedRowOf(row: NewRecordRow): RecordRow {
+    return {
+      id: row.id.toLowerCase(),
+      patient_id: row.patientId.toLowerCase(),
+      kind: row.kind,
+      effective_time: row.effectiveTime,
+      consultation_id: row.consultationId?.toLowerCase() ?? null,
+      source: row.source,
+      author: row.author,
+      author_role: row.authorRole,
+      content_sealed: row.contentSealed,
+      data_key_wrapped: row.dataKeyWrapped,
+      data_key_id: row.dataKeyId,
+      create_request_id: row.createRequestId.toLowerCase(),
+      create_fingerprint: row.createFingerprint,
+      version: 1,
+      created_at: row.now,
+      updated_at: row.now,
+      deleted_at: null,
+      delete_reason_sealed: null,
+    };
   }
 
   /** Replaces the amendable columns of a locked row and bumps its version. */

@@ -1,6 +1,7 @@
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import DataLoader from "dataloader";
 import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import {
@@ -11,6 +12,7 @@ import {
 } from "../../gen/telemed/patient/v1/record_pb.js";
 import type { CallAudit } from "../audit/call-audit.ts";
 import type { Clock } from "../shared/clock.ts";
+import type { DataKey } from "../shared/crypto/envelope.ts";
 import { DomainError, invalidArgument, notFound } from "../shared/domain-errors.ts";
 import { isUuid, uuidV7 } from "../shared/uuid-v7.ts";
 import { etagOf, kindOfDetails, type RecordSealer, recordToProto } from "./record-content.ts";
@@ -30,6 +32,16 @@ import type { XrayGateway } from "./xray-gateway.ts";
 
 /** The audit trail a write records its entry on (the call's CallAudit, or a sync upload's per-change view of it). */
 export type WriteAudit = Pick<CallAudit, "within" | "record">;
+
+/** What `RecordWrites` makes of a new record before storing it. */
+interface Sealed {
+  readonly id: string;
+  readonly now: Date;
+  readonly key: DataKey;
+  readonly content: RecordProto;
+  readonly contentSealed: string;
+  readonly fingerprint: string;
+}
 
 /** Extras of a write made for a sync upload (record-sync.ts). */
 export interface WriteOptions {
@@ -96,41 +108,46 @@ export class RecordWrites {
   ): Promise<RecordProto> {
     const kind = kindOfDetails(input);
     if (kind === undefined) throw invalidArgument("record.details", "one kind of record is required");
-    const em = this.#d.em();
+    // Forked only when a check needs it: a fork costs ~10 µs, and an admin's create
+    // without a consultation or related records queries only through the batched loaders.
+    let forked: EntityManager | undefined;
+    const em = () => (forked ??= this.#d.em());
     // Checked by the contract already; a malformed id must not fail the batch it would join.
     if (!isUuid(requestId)) throw invalidArgument("request_id", "must be a UUID");
     // The earlier create of this request id is looked up while access is checked (one
     // round trip instead of two); it is answered only to a writer that passed the check.
     const earlier = isUuid(patientId) ? this.#createdBy.load({ patientId, requestId }) : Promise.resolve(undefined);
     earlier.catch(() => undefined);
-    await this.#requireWriteAccess(em, patientId, writer, audit);
+    const access = this.#requireWriteAccess(em, patientId, writer, audit);
+    access.catch(() => undefined);
+    // Sealed while the checks are in flight (after setImmediate: the loaders send their
+    // batch first), and dropped if they fail. An X-ray study waits: its images come from
+    // the X-ray Service, which only an allowed writer may ask.
+    const early =
+      input.details.case === "xrayStudy" ? undefined : await nextTurn().then(() => this.#sealed(input, input, options));
+    await access;
     requireWritableKind(writer.role, kind);
-    const storedKind = kind as RecordKindName;
     const replayed = await earlier;
     if (replayed !== undefined) return this.#replay(replayed, input);
 
     const consultationId = await this.#consultationOf(em, patientId, input.consultation, writer, "record.consultation");
     await this.#requireRelated(em, patientId, input.relatedRecords, "");
-    // conflict_of is output only: set by the sync upload, never taken from a client.
-    const content = clone(RecordSchema, await this.#completed(patientId, input, undefined));
-    content.conflictOf = options.conflictOf ?? "";
-    const now = this.#d.clock.now();
-    const id = uuidV7(now.getTime());
-    const key = this.#d.sealer.newKey(id);
+    const { id, now, key, content, contentSealed, fingerprint } =
+      early ?? this.#sealed(await this.#completed(patientId, input, undefined), input, options);
     const row: NewRecordRow = {
       id,
       patientId,
-      kind: storedKind,
+      kind: kind as RecordKindName,
       effectiveTime: input.effectiveTime === undefined ? now : timestampDate(input.effectiveTime),
       consultationId,
       source: sourceOf(writer.role),
       author: writer.principal,
       authorRole: writer.role,
-      contentSealed: this.#d.sealer.seal(key, content),
+      contentSealed,
       dataKeyWrapped: key.wrapped,
       dataKeyId: key.keyId,
       createRequestId: requestId,
-      createFingerprint: this.#d.sealer.fingerprint(key, input),
+      createFingerprint: fingerprint,
       now,
     };
     if (options.inTransaction === undefined) {
@@ -139,7 +156,7 @@ export class RecordWrites {
       return "stored" in outcome ? recordToProto(outcome.stored, content) : this.#replay(outcome.replay, input);
     }
     const inTransaction = options.inTransaction;
-    return em.transactional(async (tx) => {
+    return em().transactional(async (tx) => {
       const inserted = await this.#d.repository.insert(tx, row);
       const stored = await this.#d.repository.findByRequest(tx, patientId, requestId);
       if (stored === undefined) throw new Error("the inserted record is not there");
@@ -160,12 +177,13 @@ export class RecordWrites {
     options: WriteOptions = {},
   ): Promise<RecordProto> {
     const em = this.#d.em();
-    await this.#requireWriteAccess(em, patientId, writer, audit);
+    await this.#requireWriteAccess(() => em, patientId, writer, audit);
     if (!isUuid(recordId)) throw notFound("Record");
     const consultationId = paths.includes("consultation")
-      ? await this.#consultationOf(em, patientId, input.consultation, writer, "record.consultation")
+      ? await this.#consultationOf(() => em, patientId, input.consultation, writer, "record.consultation")
       : undefined;
-    if (paths.includes("related_records")) await this.#requireRelated(em, patientId, input.relatedRecords, recordId);
+    if (paths.includes("related_records"))
+      await this.#requireRelated(() => em, patientId, input.relatedRecords, recordId);
     return em.transactional(async (tx) => {
       const row = await this.#lockAmendable(tx, patientId, recordId, input.etag, writer);
       requireMaskFitsKind(paths, row.kind);
@@ -208,7 +226,7 @@ export class RecordWrites {
     options: WriteOptions = {},
   ): Promise<void> {
     const em = this.#d.em();
-    await this.#requireWriteAccess(em, patientId, writer, audit);
+    await this.#requireWriteAccess(() => em, patientId, writer, audit);
     if (!isUuid(recordId)) throw notFound("Record");
     await em.transactional(async (tx) => {
       const row = await this.#lockAmendable(tx, patientId, recordId, etag, writer);
@@ -219,16 +237,28 @@ export class RecordWrites {
     });
   }
 
+  /** A new record's id, data key and sealed content (`completed`), and the fingerprint of its request. */
+  #sealed(completed: RecordProto, request: RecordProto, options: WriteOptions): Sealed {
+    // conflict_of is output only: set by the sync upload, never taken from a client.
+    const content = clone(RecordSchema, completed);
+    content.conflictOf = options.conflictOf ?? "";
+    const now = this.#d.clock.now();
+    const id = uuidV7(now.getTime());
+    const key = this.#d.sealer.newKey(id);
+    const contentSealed = this.#d.sealer.seal(key, content);
+    return { id, now, key, content, contentSealed, fingerprint: this.#d.sealer.fingerprint(key, request) };
+  }
+
   /**
    * The patient exists, and a doctor has a care relationship with them. A doctor
    * without one is told NOT_FOUND, as for a patient who does not exist, and the
    * refusal is audited as a denial.
    */
-  async #requireWriteAccess(em: EntityManager, patientId: string, writer: Writer, audit: WriteAudit | undefined) {
+  async #requireWriteAccess(em: () => EntityManager, patientId: string, writer: Writer, audit: WriteAudit | undefined) {
     if (!isUuid(patientId) || !(await this.#livePatient.load(patientId))) throw notFound("Patient");
     if (writer.role !== "doctor") return;
     const related =
-      writer.doctorId !== undefined && (await this.#d.repository.hasCareRelationship(em, patientId, writer.doctorId));
+      writer.doctorId !== undefined && (await this.#d.repository.hasCareRelationship(em(), patientId, writer.doctorId));
     if (!related) {
       await audit?.record(AuditOutcome.DENIED, "NO_CARE_RELATIONSHIP", { subjectPatientId: patientId });
       throw notFound("Patient");
@@ -280,7 +310,7 @@ export class RecordWrites {
 
   /** The consultation id a record links to: one of this patient's, and for a doctor one of their own. */
   async #consultationOf(
-    em: EntityManager,
+    em: () => EntityManager,
     patientId: string,
     name: string,
     writer: Writer,
@@ -290,7 +320,7 @@ export class RecordWrites {
     const ids = consultationIdsOf(name);
     const consultation =
       ids !== undefined && ids.patientId === patientId && isUuid(ids.consultationId)
-        ? await this.#d.repository.consultation(em, ids.consultationId)
+        ? await this.#d.repository.consultation(em(), ids.consultationId)
         : undefined;
     if (
       ids === undefined ||
@@ -303,7 +333,12 @@ export class RecordWrites {
     return ids.consultationId;
   }
 
-  async #requireRelated(em: EntityManager, patientId: string, names: readonly string[], self: string): Promise<void> {
+  async #requireRelated(
+    em: () => EntityManager,
+    patientId: string,
+    names: readonly string[],
+    self: string,
+  ): Promise<void> {
     const ids: string[] = [];
     for (const name of names) {
       const parsed = recordIdsOf(name);
@@ -317,7 +352,8 @@ export class RecordWrites {
       }
       ids.push(parsed.recordId);
     }
-    const found = await this.#d.repository.existing(em, patientId, ids);
+    if (ids.length === 0) return;
+    const found = await this.#d.repository.existing(em(), patientId, ids);
     if (found.size !== new Set(ids).size) {
       throw invalidArgument("record.related_records", "must name other records of this patient");
     }

@@ -226,3 +226,76 @@ describe("AuditLog.recordWithin: in the caller's transaction", () => {
     await expect(log.recordWithin(orm.em.fork(), [draft()])).rejects.toThrow(/transaction/);
   });
 });
+
+describe("AuditLog.recordWith: a data change and its entries in one statement", () => {
+  beforeAll(async () => {
+    await withClient(db.url, (client) => client.query(`create table if not exists "scratch" ("id" uuid primary key)`));
+  });
+
+  /** A change that inserts `ids` into the scratch table, as a caller's CTE. */
+  function scratchInsert(ids: readonly string[]) {
+    return {
+      name: "scratch-insert",
+      ctes: `"added" as (insert into "scratch" ("id") select unnest($1::uuid[]) returning 1)`,
+      last: "added",
+      values: [ids],
+    };
+  }
+
+  async function scratchHas(id: string): Promise<boolean> {
+    const found = await withClient(db.url, (client) => client.query(`select 1 from "scratch" where "id" = $1`, [id]));
+    return found.rowCount === 1;
+  }
+
+  it("commits the change with the entries, in turn with group-committed entries", async () => {
+    const log = new AuditLog(orm);
+    const before = await headSequence();
+    const ids = Array.from({ length: 5 }, () => randomUUID());
+    const written = await Promise.all([
+      ...Array.from({ length: 20 }, () => log.record(draft()).then(() => true)),
+      ...ids.map((id) => log.recordWith([draft(), draft()], scratchInsert([id]))),
+    ]);
+    expect(written.every(Boolean)).toBe(true);
+    for (const id of ids) expect(await scratchHas(id)).toBe(true);
+    expect(await headSequence()).toBe(before + 30);
+    await log.close();
+    await expectIntact();
+  });
+
+  it("writes neither the change nor the entries when the change fails, and rejects with the database's error", async () => {
+    const log = new AuditLog(orm);
+    const taken = randomUUID();
+    expect(await log.recordWith([draft()], scratchInsert([taken]))).toBe(true);
+    const before = await headSequence();
+    const fresh = randomUUID();
+    const requestId = randomUUID();
+    await expect(log.recordWith([draft({ requestId })], scratchInsert([fresh, taken]))).rejects.toMatchObject({
+      code: "23505",
+    });
+    expect(await scratchHas(fresh)).toBe(false);
+    expect(await headSequence()).toBe(before);
+    const left = await withClient(db.url, (client) =>
+      client.query(`select 1 from "audit_log" where "request_id" = $1`, [requestId]),
+    );
+    expect(left.rowCount).toBe(0);
+    // The log goes on from the head it had.
+    await log.record(draft());
+    expect(await headSequence()).toBe(before + 1);
+    await log.close();
+    await expectIntact();
+  });
+
+  it("re-reads the head another process moved, and writes the change once", async () => {
+    const ours = new AuditLog(orm);
+    const theirs = new AuditLog(orm);
+    await ours.record(draft()); // ours now knows the head
+    await Promise.all(Array.from({ length: 3 }, () => theirs.record(draft())));
+    const before = await headSequence();
+    const id = randomUUID();
+    expect(await ours.recordWith([draft(), draft()], scratchInsert([id]))).toBe(true);
+    expect(await scratchHas(id)).toBe(true);
+    expect(await headSequence()).toBe(before + 2);
+    await Promise.all([ours.close(), theirs.close()]);
+    await expectIntact();
+  });
+});
