@@ -66,24 +66,27 @@ const matcherLimit = 1024;
  * A pattern as a platform RegExp when it is in a subset on which RE2 and RegExp (with
  * the `u` flag) agree and backtracking stays linear; undefined otherwise. The subset:
  * alternatives that each start with `^` (and may end with `$`), made of printable
- * ASCII literals, escaped punctuation, `\d`, `\w`, classes without negation, and
- * non-nested groups without alternation, each with a greedy quantifier. It must also
+ * ASCII literals, escaped punctuation, `\d`, `\w`, classes (negated too, and with
+ * `\s`, which the RegExp is given as RE2's `\t\n\f\r `), and non-nested groups
+ * without alternation, each with a greedy quantifier. It must also
  * be deterministic: wherever a quantifier could stop or go on, the next character
  * decides, because what it repeats and what may follow cannot begin with the same
  * character. A failed match then backtracks one step per choice and no further.
- * Our own patterns (`^$|^\+[1-9][0-9]{6,14}$`, `^patients/[A-Za-z0-9_-]{1,64}$`) are.
+ * Our own patterns (`^$|^\+[1-9][0-9]{6,14}$`, `^patients/[A-Za-z0-9_-]{1,64}$`,
+ * `^[^\s]*$`) are.
  */
 function linearRegExp(pattern: string): RegExp | undefined {
-  const alternatives = new PatternReader(pattern).alternatives();
+  const reader = new PatternReader(pattern);
+  const alternatives = reader.alternatives();
   if (alternatives === undefined || !alternatives.every((items) => deterministic(items, 0n))) return undefined;
   try {
-    return new RegExp(pattern, "u");
+    return new RegExp(reader.translated(), "u");
   } catch {
     return undefined;
   }
 }
 
-/** A set of ASCII characters: bit `c` for character code `c`. */
+/** A set of characters: bit `c` for ASCII character code `c`, bit 128 for every character beyond ASCII. */
 type CharSet = bigint;
 
 /** One quantified atom: a character (class) or a group, repeated `min` to `max` times. */
@@ -118,6 +121,10 @@ const range = (from: string, to: string): CharSet =>
   ((1n << BigInt(to.charCodeAt(0) - from.charCodeAt(0) + 1)) - 1n) << BigInt(from.charCodeAt(0));
 const digits = range("0", "9");
 const word = digits | range("A", "Z") | range("a", "z") | range("_", "_");
+/** RE2's `\s` (Perl's): narrower than JavaScript's, which also has `\v` and Unicode spaces. */
+const re2Space = "\t\n\f\r ";
+const space = [...re2Space].reduce((set, c) => set | (1n << BigInt(c.charCodeAt(0))), 0n);
+const anyCharacter = (1n << 129n) - 1n;
 /** Characters with a meaning in a pattern; escaped, they (and `/`) stand for themselves in both engines. */
 const syntax = "^$\\.*+?()[]{}|";
 const maxRepeat = 1000; // RE2's limit
@@ -126,9 +133,18 @@ const maxRepeat = 1000; // RE2's limit
 class PatternReader {
   #at = 0;
   readonly #text: string;
+  /** Where the `\s` escapes read are, to give the RegExp RE2's meaning of them. */
+  readonly #spaces: number[] = [];
 
   constructor(text: string) {
     this.#text = text;
+  }
+
+  /** The pattern read, for a platform RegExp: each `\s` (only in classes) spelled out as RE2 means it. */
+  translated(): string {
+    let text = this.#text;
+    for (const at of [...this.#spaces].reverse()) text = `${text.slice(0, at)}\\t\\n\\f\\r ${text.slice(at + 2)}`;
+    return text;
   }
 
   alternatives(): Item[][] | undefined {
@@ -180,6 +196,10 @@ class PatternReader {
       const escaped = this.#next();
       if (escaped === "d") return digits;
       if (escaped === "w") return word;
+      if (escaped === "s" && inClass) {
+        this.#spaces.push(this.#at - 2);
+        return space;
+      }
       const literal = escaped !== "" && (syntax.includes(escaped) || escaped === "/" || (inClass && escaped === "-"));
       return literal ? range(escaped, escaped) : undefined;
     }
@@ -188,9 +208,10 @@ class PatternReader {
     return range(c, c);
   }
 
-  /** After `[`: literals, escapes and ranges up to `]`; an unescaped `-` only first or last. */
+  /** After `[`: literals, escapes and ranges up to `]`, perhaps negated; an unescaped `-` only first or last. */
   #classBody(): CharSet | undefined {
-    if (this.#peek() === "^" || this.#peek() === "]") return undefined;
+    const negated = this.#take("^");
+    if (this.#peek() === "]" || this.#peek() === "^") return undefined;
     const opening = this.#at;
     let set = 0n;
     while (!this.#take("]")) {
@@ -208,7 +229,7 @@ class PatternReader {
         set |= member;
       }
     }
-    return set;
+    return negated ? anyCharacter & ~set : set;
   }
 
   #quantifier(): { min: number; max: number } | undefined {
