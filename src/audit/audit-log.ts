@@ -158,7 +158,12 @@ export class AuditLog {
     }
     const { promise, resolve, reject } = Promise.withResolvers<boolean>();
     this.#queue.push({ tails, change, resolve, reject });
-    this.#schedule();
+    // A change is a whole group already: with nothing written or gathered, it goes at once.
+    if (this.#queue.length === 1 && this.#writing < maxInFlight && this.#scheduled === undefined) {
+      void this.#writeBatch();
+    } else {
+      this.#schedule();
+    }
     return promise;
   }
 

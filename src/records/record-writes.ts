@@ -15,7 +15,7 @@ import type { Clock } from "../shared/clock.ts";
 import type { DataKey } from "../shared/crypto/envelope.ts";
 import { DomainError, invalidArgument, notFound } from "../shared/domain-errors.ts";
 import { isUuid, uuidV7 } from "../shared/uuid-v7.ts";
-import { etagOf, kindOfDetails, type RecordSealer, recordToProto } from "./record-content.ts";
+import { contentOf, etagOf, kindOfDetails, type RecordSealer, recordToProto } from "./record-content.ts";
 import type { RecordKindName } from "./record-entity.ts";
 import type { RecordCreateWriter } from "./record-create-writer.ts";
 import type { NewRecordRow, RecordRepository, RecordRow } from "./record-repository.ts";
@@ -239,8 +239,9 @@ export class RecordWrites {
 
   /** A new record's id, data key and sealed content (`completed`), and the fingerprint of its request. */
   #sealed(completed: RecordProto, request: RecordProto, options: WriteOptions): Sealed {
-    // conflict_of is output only: set by the sync upload, never taken from a client.
-    const content = clone(RecordSchema, completed);
+    // What is stored of it, sharing its fields with `completed` (nothing changes them
+    // afterwards). conflict_of is output only: set by the sync upload, never taken from a client.
+    const content = contentOf(completed);
     content.conflictOf = options.conflictOf ?? "";
     const now = this.#d.clock.now();
     const id = uuidV7(now.getTime());
