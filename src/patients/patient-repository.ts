@@ -58,7 +58,19 @@ const resource = "Patient";
  */
 const profilesKept = 10_000;
 
-const byIdsSql = `select ${patientColumns} from "patients" where "id" = any($1::uuid[]) and "deleted_at" is null`;
+/**
+ * Profiles by id, with whether each is live. The liveness is not a condition of the
+ * query: beside a list of ids, `"deleted_at" is null` lets PostgreSQL AND the primary
+ * key with the partial index of live patients and read all of that index (seen after a
+ * bulk load, before ANALYZE: 6.8 ms instead of 0.04 ms for 16 ids).
+ */
+const byIds = (condition: string) =>
+  `select ${patientColumns}, "deleted_at" is null as "live" from "patients" where ${condition}`;
+const byIdsSql = byIds(`"id" = any($1::uuid[])`);
+/** The same with MikroORM's placeholder, for reads inside a caller's transaction. */
+const byIdsInSql = byIds(`"id" in (?)`);
+
+type LiveOrNot = PatientRecord & { readonly live: boolean };
 
 export class PatientRepository {
   readonly #em: () => EntityManager;
@@ -175,16 +187,13 @@ export class PatientRepository {
   });
 
   async #getMany(ids: readonly string[]): Promise<(PatientRecord | undefined)[]> {
-    const records =
+    const rows =
       this.#pool === undefined
-        ? await this.#em().execute<PatientRecord[]>(
-            `select ${patientColumns} from "patients" where "id" in (?) and "deleted_at" is null`,
-            [ids],
-            "all",
-          )
-        : (await (await this.#pool()).query<PatientRecord>({ name: "patients-by-ids", text: byIdsSql, values: [ids] }))
+        ? await this.#em().execute<LiveOrNot[]>(byIdsInSql, [ids], "all")
+        : (await (await this.#pool()).query<LiveOrNot>({ name: "patients-by-ids", text: byIdsSql, values: [ids] }))
             .rows;
-    const byId = new Map(records.map((record) => [record.id, record]));
+    const byId = new Map<string, PatientRecord>();
+    for (const { live, ...record } of rows) if (live) byId.set(record.id, record);
     return ids.map((id) => byId.get(id));
   }
 

@@ -445,16 +445,18 @@ export class RecordRepository {
     return new Set(rows.map((row) => row.id));
   }
 
-  /** Whether the patient exists and is not deleted. */
-  /** Which of these patients have a live profile. */
+  /**
+   * Which of these patients have a live profile. Liveness is checked on the rows read
+   * by id, not in the WHERE clause, for the plan's sake (see `byIdsSql` in patient-repository.ts).
+   */
   async livePatients(em: EntityManager, patientIds: readonly string[]): Promise<Set<string>> {
     if (patientIds.length === 0) return new Set();
-    const rows = await em.execute<{ id: string }[]>(
-      `select "id" from "patients" where "id" in (?) and "deleted_at" is null`,
+    const rows = await em.execute<{ id: string; live: boolean }[]>(
+      `select "id", "deleted_at" is null as "live" from "patients" where "id" in (?)`,
       [patientIds],
       "all",
     );
-    return new Set(rows.map((row) => row.id));
+    return new Set(rows.filter((row) => row.live).map((row) => row.id));
   }
 
   async patientExists(em: EntityManager, patientId: string): Promise<boolean> {

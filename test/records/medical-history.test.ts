@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AuditAction, AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
+import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
 import { ActorRole } from "../../gen/telemed/patient/v1/common_pb.js";
 import { FamilyGrant } from "../../gen/telemed/patient/v1/family_pb.js";
 import { RecordKind, RecordSource } from "../../gen/telemed/patient/v1/record_pb.js";
@@ -263,6 +264,23 @@ describe("concurrent creates (group-committed)", () => {
       (e) => e.action === AuditAction.CREATE && e.resource.startsWith(`${writer.patient}/records/`),
     );
     expect(events.map((e) => e.resource).sort()).toEqual([...new Set(names)].sort());
+  });
+});
+
+describe("creates for a deleted patient", () => {
+  it("refuses them with NOT_FOUND and stores the live patient's record of the same batch", async () => {
+    const leaving = await signUpPatient(t);
+    await createClient(
+      PatientService,
+      createConnectTransport({ baseUrl: t.baseUrl, httpVersion: "1.1", interceptors: [admin.interceptor] }),
+    ).deletePatient({ name: leaving.patient });
+    const client = records(t, admin);
+    const [refused, stored] = await Promise.all([
+      refusal(client.createRecord({ parent: leaving.patient, record: allergy("Latex"), requestId: randomUUID() })),
+      client.createRecord({ parent: patient.patient, record: allergy("Dust"), requestId: randomUUID() }),
+    ]);
+    expect(refused.code).toBe(Code.NotFound);
+    expect(stored.record?.name.startsWith(`${patient.patient}/records/`)).toBe(true);
   });
 });
 
