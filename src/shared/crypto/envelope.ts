@@ -228,14 +228,17 @@ function fieldAad(binding: RowBinding, column: string): Buffer {
 
 /** Each part with its length first, so no two lists of parts encode alike. */
 function lengthPrefixed(parts: readonly string[]): Buffer {
-  const chunks: Buffer[] = [];
+  let size = 0;
+  for (const part of parts) size += 4 + Buffer.byteLength(part, "utf8");
+  // Every byte is written below; one buffer instead of two per part (a new record builds three of these).
+  const bytes = Buffer.allocUnsafe(size);
+  let at = 0;
   for (const part of parts) {
-    const bytes = Buffer.from(part, "utf8");
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(bytes.length);
-    chunks.push(length, bytes);
+    const length = bytes.write(part, at + 4, "utf8");
+    bytes.writeUInt32BE(length, at);
+    at += 4 + length;
   }
-  return Buffer.concat(chunks);
+  return bytes;
 }
 
 function where(binding: RowBinding): string {
