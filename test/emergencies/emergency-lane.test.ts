@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Emergency_State } from "../../gen/telemed/patient/v1/emergency_pb.js";
 import { signUpPatient } from "../support/auth-fixtures.ts";
-import { startTestApp } from "../support/test-app.ts";
+import { keysOf, startTestApp } from "../support/test-app.ts";
 import { createTestDatabase } from "../support/test-database.ts";
 import { assignmentOf, emergencyClient, emergencyRequest, eventually, paramedicOf } from "./emergency-fixtures.ts";
 import { freePort } from "../support/free-port.ts";
@@ -30,19 +30,7 @@ describe("the outbox relay", () => {
     const redisKeyPrefix = `patient-test:${randomBytes(8).toString("hex")}:`;
     const a = await startTestApp(env, { database, redisKeyPrefix });
     cleanups.push(() => a.close());
-    const keys = join(a.dataDir, "keys");
-    const b = await startTestApp(
-      {
-        ...env,
-        AUTH_SIGNING_KEY_FILE: join(keys, "auth-signing-key.pem"),
-        SECRET_KEY_FILE: join(keys, "secret.key"),
-        AUDIT_SIGNING_KEY_FILE: join(keys, "audit-signing-key.pem"),
-        // Profiles are sealed with these: a replica reads what the other wrote.
-        DATA_ENCRYPTION_KEYS_FILE: join(keys, "data-encryption-keys"),
-        BLIND_INDEX_KEY_FILE: join(keys, "blind-index.key"),
-      },
-      { database, redisKeyPrefix },
-    );
+    const b = await startTestApp({ ...env, ...keysOf(a) }, { database, redisKeyPrefix });
     cleanups.push(() => b.close());
     const patients = await Promise.all([1, 2, 3, 4].map(() => signUpPatient(a)));
     // Each created through a different replica; both relays race over the same outbox.

@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NotificationCategory, NotificationPriority } from "../../gen/telemed/patient/v1/notification_pb.js";
 import { signUpPatient } from "../support/auth-fixtures.ts";
-import { startTestApp, type TestApp } from "../support/test-app.ts";
+import { keysOf, startTestApp, type TestApp } from "../support/test-app.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 import { draftFor, eventually, notificationClient, StreamReader } from "./notification-fixtures.ts";
 
@@ -26,19 +25,7 @@ beforeAll(async () => {
     NOTIFICATION_DISPATCH_INTERVAL_MS: "20",
   };
   a = await startTestApp(env, { database, redisKeyPrefix });
-  const keys = join(a.dataDir, "keys");
-  b = await startTestApp(
-    {
-      ...env,
-      AUTH_SIGNING_KEY_FILE: join(keys, "auth-signing-key.pem"),
-      SECRET_KEY_FILE: join(keys, "secret.key"),
-      AUDIT_SIGNING_KEY_FILE: join(keys, "audit-signing-key.pem"),
-      // Profiles are sealed with these: a replica reads what the other wrote.
-      DATA_ENCRYPTION_KEYS_FILE: join(keys, "data-encryption-keys"),
-      BLIND_INDEX_KEY_FILE: join(keys, "blind-index.key"),
-    },
-    { database, redisKeyPrefix },
-  );
+  b = await startTestApp({ ...env, ...keysOf(a) }, { database, redisKeyPrefix });
 }, 60_000);
 afterAll(async () => {
   await b?.close();

@@ -1,12 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditAction } from "../../gen/telemed/patient/v1/audit_pb.js";
 import { AuditService } from "../../gen/telemed/patient/v1/audit_service_pb.js";
 import { signUpPatient, staffSession, type TestSession } from "../support/auth-fixtures.ts";
-import { startTestApp, type TestApp } from "../support/test-app.ts";
+import { keysOf, startTestApp, type TestApp } from "../support/test-app.ts";
 import { createTestDatabase, type TestDatabase } from "../support/test-database.ts";
 import { allergy, recordTestEnv, records } from "./record-fixtures.ts";
 
@@ -26,18 +25,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   const redisKeyPrefix = `patient-test:${randomUUID()}:`;
   a = await startTestApp(recordTestEnv, { database, redisKeyPrefix });
-  const keys = join(a.dataDir, "keys");
-  b = await startTestApp(
-    {
-      ...recordTestEnv,
-      AUTH_SIGNING_KEY_FILE: join(keys, "auth-signing-key.pem"),
-      SECRET_KEY_FILE: join(keys, "secret.key"),
-      AUDIT_SIGNING_KEY_FILE: join(keys, "audit-signing-key.pem"),
-      DATA_ENCRYPTION_KEYS_FILE: join(keys, "data-encryption-keys"),
-      BLIND_INDEX_KEY_FILE: join(keys, "blind-index.key"),
-    },
-    { database, redisKeyPrefix },
-  );
+  b = await startTestApp({ ...recordTestEnv, ...keysOf(a) }, { database, redisKeyPrefix });
   admin = await staffSession(a, "admin");
 }, 60_000);
 

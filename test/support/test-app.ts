@@ -77,3 +77,19 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
     },
   };
 }
+
+/**
+ * The environment that gives another app `first`'s keys (token signing, secrets, audit
+ * signing, data encryption, blind index), so the two are replicas of one service: each
+ * accepts the other's tokens and reads what the other sealed.
+ */
+export function keysOf(first: TestApp): Record<string, string> {
+  const keys = join(first.dataDir, "keys");
+  return {
+    AUTH_SIGNING_KEY_FILE: join(keys, "auth-signing-key.pem"),
+    SECRET_KEY_FILE: join(keys, "secret.key"),
+    AUDIT_SIGNING_KEY_FILE: join(keys, "audit-signing-key.pem"),
+    DATA_ENCRYPTION_KEYS_FILE: join(keys, "data-encryption-keys"),
+    BLIND_INDEX_KEY_FILE: join(keys, "blind-index.key"),
+  };
+}
