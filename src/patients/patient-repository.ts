@@ -34,25 +34,6 @@ export const maxPageSize = 1000;
 const resource = "Patient";
 
 /**
- * Stores patient profiles in `patients`. Every method forks its own EntityManager
- * (or takes one from the factory, for example a transaction's), so no identity map
- * or transaction state is shared between calls; creates and reads batched together
- * share their batch's fork, which `em.execute` uses for nothing but the connection.
- *
- * Queries are hand-written SQL run through `em.execute`, one statement per call on
- * the success path (creates and reads of the same tick share one), mapped by
- * `patientFromRecord` without ORM hydration. Get and create are benchmarked
- * (against a bare gRPC echo and a raw INSERT); measured here
- * with 64 concurrent calls against PostgreSQL 15 on the same host, relative to the
- * same query through a raw `pg` pool: `em.findOne` ~0.35x, the query builder
- * ~0.45x, `em.execute` ~0.75-1x (the fork itself costs ~4 µs). The entity still
- * defines the schema; test/db/schema-drift.test.ts keeps the migrations in step.
- *
- * Contact, emergency and payment fields are sealed before they reach SQL and opened
- * after (`PatientSealer`, envelope encryption with a data key per profile); the email
- * is found and kept unique by its blind index. A row that does not open is DATA_LOSS.
- */
-/**
  * Profiles kept opened: the same bound as the opened data keys they come from
  * (src/shared/crypto/field-crypto.ts), so the clear text held stays as bounded as the keys.
  */
@@ -72,6 +53,25 @@ const byIdsInSql = byIds(`"id" in (?)`);
 
 type LiveOrNot = PatientRecord & { readonly live: boolean };
 
+/**
+ * Stores patient profiles in `patients`. Every method forks its own EntityManager
+ * (or takes one from the factory, for example a transaction's), so no identity map
+ * or transaction state is shared between calls; creates and reads batched together
+ * share their batch's fork, which `em.execute` uses for nothing but the connection.
+ *
+ * Queries are hand-written SQL run through `em.execute`, one statement per call on
+ * the success path (creates and reads of the same tick share one), mapped by
+ * `patientFromRecord` without ORM hydration. Get and create are benchmarked
+ * (against a bare gRPC echo and a raw INSERT); measured here
+ * with 64 concurrent calls against PostgreSQL 15 on the same host, relative to the
+ * same query through a raw `pg` pool: `em.findOne` ~0.35x, the query builder
+ * ~0.45x, `em.execute` ~0.75-1x (the fork itself costs ~4 µs). The entity still
+ * defines the schema; test/db/schema-drift.test.ts keeps the migrations in step.
+ *
+ * Contact, emergency and payment fields are sealed before they reach SQL and opened
+ * after (`PatientSealer`, envelope encryption with a data key per profile); the email
+ * is found and kept unique by its blind index. A row that does not open is DATA_LOSS.
+ */
 export class PatientRepository {
   readonly #em: () => EntityManager;
   readonly #sealer: PatientSealer;

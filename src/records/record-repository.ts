@@ -82,8 +82,9 @@ const insertChangeCtes =
   `from "items" where (select count(*) from "inserted") >= 0), ${feedCtes("feed_items")}`;
 
 /**
- * New records as the JSON array `newRecordsFrom` reads, each with "ord", its place
- * among the batch's records of the same patient (1, 2, …) for the change feed.
+ * New records as the JSON array `newRecordsFrom` reads: each the row it stores (dates
+ * go as ISO text; the columns the INSERT does not read are ignored), with "ord", its
+ * place among the batch's records of the same patient (1, 2, …) for the change feed.
  */
 function recordsJson(rows: readonly NewRecordRow[]): string {
   const ordinal = new Map<string, number>();
@@ -91,26 +92,33 @@ function recordsJson(rows: readonly NewRecordRow[]): string {
     rows.map((row) => {
       const ord = (ordinal.get(row.patientId) ?? 0) + 1;
       ordinal.set(row.patientId, ord);
-      const stamp = row.now.toISOString();
-      return {
-        id: row.id,
-        patient_id: row.patientId,
-        kind: row.kind,
-        effective_time: row.effectiveTime.toISOString(),
-        consultation_id: row.consultationId ?? null,
-        source: row.source,
-        author: row.author,
-        author_role: row.authorRole,
-        content_sealed: row.contentSealed,
-        data_key_wrapped: row.dataKeyWrapped,
-        data_key_id: row.dataKeyId,
-        create_request_id: row.createRequestId,
-        create_fingerprint: row.createFingerprint,
-        created_at: stamp,
-        ord,
-      };
+      return { ...storedRowOf(row), ord };
     }),
   );
+}
+
+/** The row a new record is stored as, as the database would answer it (uuids in lower case). */
+function storedRowOf(row: NewRecordRow): RecordRow {
+  return {
+    id: row.id.toLowerCase(),
+    patient_id: row.patientId.toLowerCase(),
+    kind: row.kind,
+    effective_time: row.effectiveTime,
+    consultation_id: row.consultationId?.toLowerCase() ?? null,
+    source: row.source,
+    author: row.author,
+    author_role: row.authorRole,
+    content_sealed: row.contentSealed,
+    data_key_wrapped: row.dataKeyWrapped,
+    data_key_id: row.dataKeyId,
+    create_request_id: row.createRequestId.toLowerCase(),
+    create_fingerprint: row.createFingerprint,
+    version: 1,
+    created_at: row.now,
+    updated_at: row.now,
+    deleted_at: null,
+    delete_reason_sealed: null,
+  };
 }
 
 /** A row to insert; the content is already sealed. */
@@ -262,26 +270,7 @@ export class RecordRepository {
 
   /** The row `insertChange` stores for `row`, as the database would answer it. */
   storedRowOf(row: NewRecordRow): RecordRow {
-    return {
-      id: row.id.toLowerCase(),
-      patient_id: row.patientId.toLowerCase(),
-      kind: row.kind,
-      effective_time: row.effectiveTime,
-      consultation_id: row.consultationId?.toLowerCase() ?? null,
-      source: row.source,
-      author: row.author,
-      author_role: row.authorRole,
-      content_sealed: row.contentSealed,
-      data_key_wrapped: row.dataKeyWrapped,
-      data_key_id: row.dataKeyId,
-      create_request_id: row.createRequestId.toLowerCase(),
-      create_fingerprint: row.createFingerprint,
-      version: 1,
-      created_at: row.now,
-      updated_at: row.now,
-      deleted_at: null,
-      delete_reason_sealed: null,
-    };
+    return storedRowOf(row);
   }
 
   /** Replaces the amendable columns of a locked row and bumps its version. */
