@@ -30,6 +30,7 @@ import type { DelayControl, NotificationDelayOptions, NotificationDelayReport } 
 import { benchEmail, benchPatient, benchPatientColumns } from "./patient-fixture.ts";
 import { type PgChildBasics, runPgChild } from "./pg-targets.ts";
 import { type BenchChild, startChild } from "./pinned-child.ts";
+import { processCpuSeconds } from "./process-cpu.ts";
 import { bearerHeader, grpcHeaders } from "./verify-request.ts";
 
 const createConsultationPath = "/telemed.patient.v1.ConsultationService/CreateConsultation";
@@ -184,27 +185,71 @@ function bookingLoad(
   };
 }
 
-/** BookConsultation (CreateConsultation over gRPC), distinct slots, as the admin for bench patients. */
+/**
+ * The sibling simulators in a child of their own on the load core, and the service
+ * environment that points every sibling at them (the payment provider stays embedded:
+ * it is not a sibling service). `run` gets that environment and the child's pid.
+ */
+async function withSiblingSimulators<T>(
+  context: BenchContext,
+  run: (env: Record<string, string>, pid: number | undefined) => Promise<T>,
+): Promise<T> {
+  const simulators = startChild(context.pinning, { script: "simulators-server.ts", core: context.pinning.loadCore });
+  try {
+    const { port } = await simulators.next("ready");
+    const url = `http://127.0.0.1:${port}`;
+    const env = {
+      DOCTOR_SERVICE_URL: url,
+      PARAMEDIC_SERVICE_URL: url,
+      XRAY_SERVICE_URL: url,
+      NOTIFICATION_SERVICE_URL: url,
+      PAYMENT_SIMULATOR: "embedded",
+    };
+    return await run(env, simulators.process.pid);
+  } finally {
+    await simulators.stop();
+  }
+}
+
+/**
+ * BookConsultation (CreateConsultation over gRPC), distinct slots, as the admin for
+ * bench patients. The Doctor and Notification Services are simulators in their own
+ * process (withSiblingSimulators), whose CPU per booking the checks report.
+ */
 function bookConsultation(context: BenchContext): Promise<TargetOutcome> {
   const range = slotRanges.bookConsultation;
-  return measureServerWithDriver(
-    context,
-    serverSpec(context, "book-consultation", { script: "service-server.ts", env: consultationEnv(context) }),
-    async (port) => {
-      const auth = bearerHeader(await ensureBenchAdmin(context, port));
-      const parents = (await ensureBenchPatients(context, port, bookingPatients(context))).slice(
-        0,
-        bookingPatients(context),
-      );
-      const checks = [
-        await verifySlotGrid(port, auth, range),
-        await verifyBooking(context, port, auth, parents, 0),
-        `bookings spread over ${parents.length} patients, request n books slot n (its own doctor and time) with its own request id`,
-      ];
-      return bookingLoad(context, range, tags.book, parents, auth, checks);
-    },
-    (report) => checkBookings(context, range, report.total.ok),
-  );
+  return withSiblingSimulators(context, (siblings, simulatorPid) => {
+    const simulatorCpuBefore = processCpuSeconds(simulatorPid);
+    return measureServerWithDriver(
+      context,
+      serverSpec(context, "book-consultation", {
+        script: "service-server.ts",
+        env: { ...consultationEnv(context), ...siblings },
+      }),
+      async (port) => {
+        const auth = bearerHeader(await ensureBenchAdmin(context, port));
+        const parents = (await ensureBenchPatients(context, port, bookingPatients(context))).slice(
+          0,
+          bookingPatients(context),
+        );
+        const checks = [
+          await verifySlotGrid(port, auth, range),
+          await verifyBooking(context, port, auth, parents, 0),
+          `bookings spread over ${parents.length} patients, request n books slot n (its own doctor and time) with its own request id`,
+        ];
+        return bookingLoad(context, range, tags.book, parents, auth, checks);
+      },
+      async (report) => {
+        const checked = await checkBookings(context, range, report.total.ok);
+        const simulatorCpu = (processCpuSeconds(simulatorPid) ?? Number.NaN) - (simulatorCpuBefore ?? Number.NaN);
+        const perBooking = Math.round((simulatorCpu * 1e6) / Math.max(1, report.total.ok));
+        return {
+          failures: checked.failures,
+          check: `${checked.check}; the sibling simulators (own process, load core) used ${perBooking} µs CPU per booking, warm-up and checks included`,
+        };
+      },
+    );
+  });
 }
 
 /** Patient ids for the raw INSERTs: the bookings' patients when they exist, else rows inserted here. */
