@@ -63,13 +63,17 @@ export class AuditBatchWriter {
   /**
    * Runs `change` and appends the entries after the chain head in ONE statement, so
    * the change commits with its audit entries or not at all (see `AtomicChange`).
-   * Resolves true once committed; false when other processes moved the head twice
-   * (nothing was written: the caller takes the locking path). Rejects with the
-   * database's error when the change itself failed (nothing was written either).
+   * Resolves true once committed; false when other processes moved the head twice, or
+   * the change's guard failed (nothing was written: the caller takes another path).
+   * Rejects with the database's error when the change itself failed (nothing was
+   * written either).
    */
   async writeWith(entries: readonly string[], change: AtomicChange): Promise<boolean> {
+    let aborted: Head | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
       const head = this.#head ?? (await this.#readHead(this.#pool));
+      // Aborted with the head where it was: the change's guard failed, and would again.
+      if (aborted?.sequence === head.sequence) return false;
       const { rows, last } = chainedRows(head, entries);
       const values = [...change.values, rows, last.sequence.toString(), last.hash, head.sequence.toString()];
       try {
@@ -79,6 +83,7 @@ export class AuditBatchWriter {
       } catch (error) {
         this.#head = undefined;
         if ((error as { code?: unknown }).code !== headMovedCode) throw error;
+        aborted = head;
       }
     }
     return false;
@@ -127,28 +132,40 @@ export interface AtomicChange {
   readonly ctes: string;
   /** The CTE the head's move waits for (it must return rows, or none). */
   readonly last: string;
+  /**
+   * A condition (SQL, over the CTEs) the change needs to commit: when it is false the
+   * head does not move, and the statement aborts as on a moved head. `writeWith` then
+   * finds the head where it was and answers false without trying again.
+   */
+  readonly guard?: string;
   readonly values: readonly unknown[];
 }
 
 /** SQLSTATE of the division by zero `withChangeSql` raises when the head had moved. */
 const headMovedCode = "22012";
-const withChangeCache = new Map<string, string>();
+const withChangeCache = new Map<string, Pick<AtomicChange, "ctes" | "last" | "guard"> & { sql: string }>();
 
 /**
  * The change's CTEs, then the append after them. When the head is no longer where
- * this process saw it, the final SELECT divides by zero: that aborts the whole
- * statement, the change with it (one statement cannot roll back only some of its CTEs).
+ * this process saw it, or the change's guard is false, the head does not move and the
+ * final SELECT divides by zero: that aborts the whole statement, the change with it
+ * (one statement cannot roll back only some of its CTEs).
  */
 function withChangeSql(change: AtomicChange): string {
-  let sql = withChangeCache.get(change.name);
-  if (sql === undefined) {
-    const at = (i: number) => `$${change.values.length + i}`;
-    const placeholders = { rows: `${at(1)}::jsonb`, sequence: at(2), hash: at(3), from: at(4) };
-    sql =
-      `with ${change.ctes},\n${movedHead(placeholders, change.last)},\n"appended" as (${insertEntries(placeholders)} returning 1)\n` +
-      `select 1 / (select count(*) from "moved")::int as "moved"`;
-    withChangeCache.set(change.name, sql);
+  const cached = withChangeCache.get(change.name);
+  if (cached !== undefined) {
+    // The name is the prepared statement's: two texts under one name would run the first.
+    if (cached.ctes !== change.ctes || cached.guard !== change.guard || cached.last !== change.last) {
+      throw new Error(`two different changes are named "${change.name}"`);
+    }
+    return cached.sql;
   }
+  const at = (i: number) => `$${change.values.length + i}`;
+  const placeholders = { rows: `${at(1)}::jsonb`, sequence: at(2), hash: at(3), from: at(4) };
+  const sql =
+    `with ${change.ctes},\n${movedHead(placeholders, change.last, change.guard)},\n"appended" as (${insertEntries(placeholders)} returning 1)\n` +
+    `select 1 / (select count(*) from "moved")::int as "moved"`;
+  withChangeCache.set(change.name, { ctes: change.ctes, last: change.last, guard: change.guard, sql });
   return sql;
 }
 
@@ -191,9 +208,11 @@ export function appendStatement(at: Placeholders): string {
 
 type Placeholders = { rows: string; sequence: string; hash: string; from: string };
 
-/** The CTE "moved": the head, moved only from `at.from`, and only after the CTE `after` has run. */
-function movedHead(at: Placeholders, after?: string): string {
-  const waits = after === undefined ? "" : `\n     and (select count(*) from "${after}") >= 0`;
+/** The CTE "moved": the head, moved only from `at.from`, only after the CTE `after` has run, and only if `guard` holds. */
+function movedHead(at: Placeholders, after?: string, guard?: string): string {
+  const waits =
+    (after === undefined ? "" : `\n     and (select count(*) from "${after}") >= 0`) +
+    (guard === undefined ? "" : `\n     and ${guard}`);
   return `"moved" as (
   update "audit_chain_head" set "sequence" = ${at.sequence}::bigint, "hash" = decode(${at.hash}, 'hex')
    where "id" = 1 and "sequence" = ${at.from}::bigint${waits}

@@ -10,6 +10,8 @@ import type { NewRecordRow, RecordRepository, RecordRow } from "./record-reposit
 export interface NewRecord {
   readonly row: NewRecordRow;
   readonly audit: WriteAudit | undefined;
+  /** Whether the caller checked access and the request id first (`insertUnchecked`: not yet). */
+  readonly checked: boolean;
 }
 
 /** Where the audit entries of calls go; with `recordWith`, a group is written in one statement. */
@@ -17,6 +19,9 @@ export type RecordAuditSink = AuditSink & Partial<Pick<AuditLog, "recordWith">>;
 
 /** What became of one: stored now, or the row an earlier create with its request id made. */
 export type CreateOutcome = { readonly stored: RecordRow } | { readonly replay: RecordRow };
+
+/** What became of an unchecked one (`insertUnchecked`): stored now, or nothing: the caller must check first. */
+export type UncheckedOutcome = { readonly stored: RecordRow } | { readonly unchecked: true };
 
 /**
  * Commits new records with their change-feed entries and audit entries,
@@ -29,14 +34,15 @@ export type CreateOutcome = { readonly stored: RecordRow } | { readonly replay: 
  * A group whose entries are all calls' goes first as ONE statement through the audit
  * log (`recordWith`: the rows, their feed entries and audit entries; one round trip
  * instead of a transaction of six). A request id used before fails that statement as a
- * whole, and so does a head moved by other processes: the group is then written by
- * the transaction, which finds what each request id made.
+ * whole, and so do a deleted patient and a head moved by other processes: the checked
+ * records of the group are then written by the transaction, which finds what each
+ * request id made, and the unchecked ones go back to their callers.
  */
 export class RecordCreateWriter {
   readonly #em: () => EntityManager;
   readonly #repository: RecordRepository;
   readonly #sink: RecordAuditSink | undefined;
-  readonly #group: GroupCommit<NewRecord, CreateOutcome>;
+  readonly #group: GroupCommit<NewRecord, CreateOutcome | UncheckedOutcome>;
 
   /** `sink` is where the entries of CallAudits go (the audit log); other audits append their own. */
   constructor(
@@ -53,14 +59,31 @@ export class RecordCreateWriter {
 
   /** Stores a record once its group commits, or finds the one its request id already made. */
   insert(row: NewRecordRow, audit: WriteAudit | undefined): Promise<CreateOutcome> {
-    return this.#group.add({ row, audit });
+    // Checked records are stored or replayed (#commit): never sent back unchecked.
+    return this.#group.add({ row, audit, checked: true }) as Promise<CreateOutcome>;
   }
 
-  async #commit(records: readonly NewRecord[]): Promise<GroupOutcome<CreateOutcome>[]> {
+  /**
+   * Stores a record whose patient and request id nobody checked yet, when its group's
+   * one statement commits: that statement stores records of live patients only, and no
+   * request id twice. Otherwise nothing is stored and the answer is `unchecked`: the
+   * caller checks (and may then `insert`). A writer whose access depends on the
+   * patient's liveness alone saves the checks' round trip this way.
+   */
+  insertUnchecked(row: NewRecordRow, audit: CallAudit): Promise<UncheckedOutcome> {
+    return this.#group.add({ row, audit, checked: false }) as Promise<UncheckedOutcome>;
+  }
+
+  async #commit(records: readonly NewRecord[]): Promise<GroupOutcome<CreateOutcome | UncheckedOutcome>[]> {
     if (await this.#inOneStatement(records)) {
       return records.map((record) => ({ value: { stored: this.#repository.storedRowOf(record.row) } }));
     }
-    return this.#inTransaction(records);
+    const checked = records.filter((record) => record.checked);
+    const written = checked.length > 0 ? await this.#inTransaction(checked) : [];
+    const outcomes = new Map(
+      checked.map((record, i) => [record, written[i] ?? { error: new Error("a group answered too few outcomes") }]),
+    );
+    return records.map((record) => outcomes.get(record) ?? { value: { unchecked: true } });
   }
 
   /** Writes the group in one statement when it can; false when the transaction must. */

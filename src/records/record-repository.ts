@@ -82,6 +82,15 @@ const insertChangeCtes =
   `from "items" where (select count(*) from "inserted") >= 0), ${feedCtes("feed_items")}`;
 
 /**
+ * The guard of `insertChange`: every patient of the batch exists and is not deleted,
+ * read in the statement's snapshot. Liveness is counted, not filtered on, for the
+ * plan's sake (see `livePatients`).
+ */
+const everyPatientLive =
+  `(select count(*) filter (where p."deleted_at" is null) from "patients" p ` +
+  `where p."id" in (select "patient_id" from "items")) = (select count(distinct "patient_id") from "items")`;
+
+/**
  * New records as the JSON array `newRecordsFrom` reads: each the row it stores (dates
  * go as ISO text; the columns the INSERT does not read are ignored), with "ord", its
  * place among the batch's records of the same patient (1, 2, …) for the change feed.
@@ -265,7 +274,13 @@ export class RecordRepository {
    * `insertMany`, a request id already used fails the whole batch.
    */
   insertChange(rows: readonly NewRecordRow[]): AtomicChange {
-    return { name: "records-insert", ctes: insertChangeCtes, last: "fed", values: [recordsJson(rows)] };
+    return {
+      name: "records-insert",
+      ctes: insertChangeCtes,
+      last: "fed",
+      guard: everyPatientLive,
+      values: [recordsJson(rows)],
+    };
   }
 
   /** The row `insertChange` stores for `row`, as the database would answer it. */

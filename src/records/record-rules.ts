@@ -32,8 +32,14 @@ export function sourceOf(role: WriterRole): RecordSourceName {
  * (ConsultationService.AttachConsultationSummary), never created here.
  */
 export function requireWritableKind(role: WriterRole, kind: string): void {
+  const refusal = kindRefusal(role, kind);
+  if (refusal !== undefined) throw refusal;
+}
+
+/** Why this writer may not create a record of `kind` (`requireWritableKind`); undefined when it may. */
+export function kindRefusal(role: WriterRole, kind: string): DomainError | undefined {
   if (kind === "consultation_summary") {
-    throw new DomainError(
+    return new DomainError(
       "invalid-argument",
       "SUMMARY_BELONGS_TO_CONSULTATION",
       "A consultation summary is attached to its consultation (ConsultationService.AttachConsultationSummary).",
@@ -41,7 +47,7 @@ export function requireWritableKind(role: WriterRole, kind: string): void {
     );
   }
   if ((role === "patient") !== (kind === "patient_note")) {
-    throw new DomainError(
+    return new DomainError(
       "permission-denied",
       "RECORD_KIND_NOT_ALLOWED",
       role === "patient"
@@ -49,6 +55,7 @@ export function requireWritableKind(role: WriterRole, kind: string): void {
         : "Patient notes are written by the patient.",
     );
   }
+  return undefined;
 }
 
 /**

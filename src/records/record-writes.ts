@@ -10,17 +10,18 @@ import {
   XrayImageSchema,
   XrayStudySchema,
 } from "../../gen/telemed/patient/v1/record_pb.js";
-import type { CallAudit } from "../audit/call-audit.ts";
+import { CallAudit } from "../audit/call-audit.ts";
 import type { Clock } from "../shared/clock.ts";
 import type { DataKey } from "../shared/crypto/envelope.ts";
 import { DomainError, invalidArgument, notFound } from "../shared/domain-errors.ts";
 import { isUuid, uuidV7 } from "../shared/uuid-v7.ts";
-import { contentOf, etagOf, kindOfDetails, type RecordSealer, recordToProto } from "./record-content.ts";
+import { type AnyKind, contentOf, etagOf, kindOfDetails, type RecordSealer, recordToProto } from "./record-content.ts";
 import type { RecordKindName } from "./record-entity.ts";
 import type { RecordCreateWriter } from "./record-create-writer.ts";
 import type { NewRecordRow, RecordRepository, RecordRow } from "./record-repository.ts";
 import {
   consultationIdsOf,
+  kindRefusal,
   recordIdsOf,
   requireMaskFitsKind,
   requireMayAmend,
@@ -114,6 +115,8 @@ export class RecordWrites {
     const em = () => (forked ??= this.#d.em());
     // Checked by the contract already; a malformed id must not fail the batch it would join.
     if (!isUuid(requestId)) throw invalidArgument("request_id", "must be a UUID");
+    const unchecked = await this.#createUnchecked(patientId, input, kind, requestId, writer, audit, options);
+    if (unchecked !== undefined && "created" in unchecked) return unchecked.created;
     // The earlier create of this request id is looked up while access is checked (one
     // round trip instead of two); it is answered only to a writer that passed the check.
     const earlier = isUuid(patientId) ? this.#createdBy.load({ patientId, requestId }) : Promise.resolve(undefined);
@@ -124,7 +127,9 @@ export class RecordWrites {
     // batch first), and dropped if they fail. An X-ray study waits: its images come from
     // the X-ray Service, which only an allowed writer may ask.
     const early =
-      input.details.case === "xrayStudy" ? undefined : await nextTurn().then(() => this.#sealed(input, input, options));
+      input.details.case === "xrayStudy"
+        ? undefined
+        : (unchecked?.sealed ?? (await nextTurn().then(() => this.#sealed(input, input, options))));
     await access;
     requireWritableKind(writer.role, kind);
     const replayed = await earlier;
@@ -132,24 +137,9 @@ export class RecordWrites {
 
     const consultationId = await this.#consultationOf(em, patientId, input.consultation, writer, "record.consultation");
     await this.#requireRelated(em, patientId, input.relatedRecords, "");
-    const { id, now, key, content, contentSealed, fingerprint } =
-      early ?? this.#sealed(await this.#completed(patientId, input, undefined), input, options);
-    const row: NewRecordRow = {
-      id,
-      patientId,
-      kind: kind as RecordKindName,
-      effectiveTime: input.effectiveTime === undefined ? now : timestampDate(input.effectiveTime),
-      consultationId,
-      source: sourceOf(writer.role),
-      author: writer.principal,
-      authorRole: writer.role,
-      contentSealed,
-      dataKeyWrapped: key.wrapped,
-      dataKeyId: key.keyId,
-      createRequestId: requestId,
-      createFingerprint: fingerprint,
-      now,
-    };
+    const sealed = early ?? this.#sealed(await this.#completed(patientId, input, undefined), input, options);
+    const { id, content } = sealed;
+    const row = newRow(patientId, kind as RecordKindName, input, requestId, writer, sealed, consultationId);
     if (options.inTransaction === undefined) {
       // Nothing else to do in its transaction: it shares one with the creates of this turn.
       const outcome = await this.#d.creates.insert(row, audit);
@@ -235,6 +225,39 @@ export class RecordWrites {
       await audit?.within(tx);
       await options.inTransaction?.(tx, row.id);
     });
+  }
+
+  /**
+   * A create whose writer's access is the patient's liveness alone (anyone but a
+   * doctor) and which names nothing else to check (no consultation, related records or
+   * X-ray images): sealed at once and stored by its group's statement when that finds
+   * the patient live and the request id new (`insertUnchecked`), without the checks'
+   * round trip first. Otherwise (undefined when it does not qualify) what it sealed,
+   * for the checked path, which gives every refusal and replay its usual answer.
+   */
+  async #createUnchecked(
+    patientId: string,
+    input: RecordProto,
+    kind: AnyKind,
+    requestId: string,
+    writer: Writer,
+    audit: WriteAudit | undefined,
+    options: WriteOptions,
+  ): Promise<{ created: RecordProto } | { sealed: Sealed } | undefined> {
+    const qualifies =
+      options.inTransaction === undefined &&
+      audit instanceof CallAudit &&
+      writer.role !== "doctor" &&
+      input.details.case !== "xrayStudy" &&
+      input.consultation === "" &&
+      input.relatedRecords.length === 0 &&
+      isUuid(patientId) &&
+      kindRefusal(writer.role, kind) === undefined;
+    if (!qualifies) return undefined;
+    const sealed = this.#sealed(input, input, options);
+    const row = newRow(patientId, kind as RecordKindName, input, requestId, writer, sealed, undefined);
+    const outcome = await this.#d.creates.insertUnchecked(row, audit);
+    return "stored" in outcome ? { created: recordToProto(outcome.stored, sealed.content) } : { sealed };
   }
 
   /** A new record's id, data key and sealed content (`completed`), and the fingerprint of its request. */
@@ -395,4 +418,32 @@ export class RecordWrites {
     completed.details = { case: "xrayStudy", value: study };
     return completed;
   }
+}
+
+/** The row a create stores. */
+function newRow(
+  patientId: string,
+  kind: RecordKindName,
+  input: RecordProto,
+  requestId: string,
+  writer: Writer,
+  sealed: Sealed,
+  consultationId: string | undefined,
+): NewRecordRow {
+  return {
+    id: sealed.id,
+    patientId,
+    kind,
+    effectiveTime: input.effectiveTime === undefined ? sealed.now : timestampDate(input.effectiveTime),
+    consultationId,
+    source: sourceOf(writer.role),
+    author: writer.principal,
+    authorRole: writer.role,
+    contentSealed: sealed.contentSealed,
+    dataKeyWrapped: sealed.key.wrapped,
+    dataKeyId: sealed.key.keyId,
+    createRequestId: requestId,
+    createFingerprint: sealed.fingerprint,
+    now: sealed.now,
+  };
 }

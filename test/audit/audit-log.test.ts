@@ -233,9 +233,9 @@ describe("AuditLog.recordWith: a data change and its entries in one statement", 
   });
 
   /** A change that inserts `ids` into the scratch table, as a caller's CTE. */
-  function scratchInsert(ids: readonly string[]) {
+  function scratchInsert(ids: readonly string[], name = "scratch-insert") {
     return {
-      name: "scratch-insert",
+      name,
       ctes: `"added" as (insert into "scratch" ("id") select unnest($1::uuid[]) returning 1)`,
       last: "added",
       values: [ids],
@@ -281,6 +281,34 @@ describe("AuditLog.recordWith: a data change and its entries in one statement", 
     // The log goes on from the head it had.
     await log.record(draft());
     expect(await headSequence()).toBe(before + 1);
+    await log.close();
+    await expectIntact();
+  });
+
+  it("writes nothing and answers false when the change's guard fails", async () => {
+    const log = new AuditLog(orm);
+    const present = randomUUID();
+    expect(await log.recordWith([draft()], scratchInsert([present]))).toBe(true);
+    const before = await headSequence();
+    const fresh = randomUUID();
+    // Guarded on a row that is not there: the head must not move, so nothing commits.
+    const guarded = {
+      ...scratchInsert([fresh], "scratch-guarded"),
+      guard: `exists (select 1 from "scratch" where "id" = '${randomUUID()}')`,
+    };
+    expect(await log.recordWith([draft()], guarded)).toBe(false);
+    expect(await scratchHas(fresh)).toBe(false);
+    expect(await headSequence()).toBe(before);
+    // A guard that holds changes nothing about the write.
+    const another = randomUUID();
+    const holds = {
+      ...scratchInsert([another], "scratch-guard-holds"),
+      guard: `exists (select 1 from "scratch" where "id" = '${present}')`,
+    };
+    expect(await log.recordWith([draft(), draft()], holds)).toBe(true);
+    expect(await scratchHas(another)).toBe(true);
+    expect(await headSequence()).toBe(before + 2);
+    expect(log.stats.failedBatches).toBe(0);
     await log.close();
     await expectIntact();
   });
