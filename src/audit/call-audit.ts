@@ -6,12 +6,15 @@ import { ActorRole } from "../../gen/telemed/patient/v1/common_pb.js";
 import { actorRoleOf } from "../auth/principal.ts";
 import { actingForKey, clientAddressKey, principalKey, requestIdKey } from "../rpc/context-keys.ts";
 import { methodPath } from "../rpc/rpc-table.ts";
+import type { AtomicChange } from "./audit-batch-writer.ts";
 import type { AuditEntryDraft } from "./audit-entry.ts";
 
 /** Where audit entries go: the AuditLog (group commit), or inside a caller's transaction. */
 export interface AuditSink {
   record(draft: AuditEntryDraft): Promise<void>;
   recordWithin(em: EntityManager, drafts: readonly AuditEntryDraft[]): Promise<void>;
+  /** A data change and the entries in one statement (`AuditLog.recordWith`), where the sink can. */
+  recordWith?(drafts: readonly AuditEntryDraft[], change: AtomicChange): Promise<boolean>;
 }
 
 /**
@@ -26,6 +29,11 @@ export class CallAudit {
   readonly #request: Message;
   readonly action: AuditAction;
   recorded = false;
+
+  /** Where this call's entries go (so a change can take them into its own statement: `AuditSink.recordWith`). */
+  get sink(): AuditSink {
+    return this.#sink;
+  }
 
   constructor(sink: AuditSink, context: HandlerContext, request: Message, action: AuditAction) {
     this.#sink = sink;

@@ -1,5 +1,7 @@
 import { DriverException, type EntityManager } from "@mikro-orm/postgresql";
 import pg from "pg";
+import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
+import type { CallAudit } from "../audit/call-audit.ts";
 import { alreadyExists, DomainError, notFound } from "../shared/domain-errors.ts";
 import type { Patient } from "./patient.ts";
 import type { PatientSealer, SealedColumns } from "./patient-contact.ts";
@@ -13,6 +15,8 @@ export interface PendingCreate {
   readonly requestId: string | undefined;
   /** Its contact, emergency and payment fields, sealed under its new data key, and the email's blind index. */
   readonly sealed: SealedColumns;
+  /** The call's audit trail, to write the profile's creation entry in the INSERT's statement (`insertAudited`). */
+  readonly audit?: CallAudit;
 }
 
 /** A row found by request id, with its email's blind index and whether it has been deleted since. */
@@ -80,6 +84,11 @@ const insertSqlWith = (rows: string): string => {
 };
 /** For the pool (a named statement). */
 const insertSql = insertSqlWith("$1::jsonb");
+/**
+ * The rows of `insertAudited` ($1), as the CTE of one statement with their creation
+ * entries: no row is skipped here, so any conflict fails the statement as a whole.
+ */
+const insertAuditedCtes = `"inserted" as (${insertSqlWith("$1::jsonb").replace(" on conflict do nothing", "")})`;
 /** For MikroORM, which inlines values as literals: the JSON goes as bytes (hex) and is converted back. */
 const insertWithinSql = insertSqlWith("convert_from(?, 'UTF8')::jsonb");
 
@@ -114,6 +123,7 @@ export async function insertPatients(
   creates: readonly PendingCreate[],
   sealer: PatientSealer,
 ): Promise<(Patient | Error)[]> {
+  if ("pool" in target && (await insertAudited(creates))) return creates.map((create) => create.patient);
   let inserted: { id: string }[];
   try {
     inserted = await runInsert(target, rowsJson(creates));
@@ -133,6 +143,31 @@ export async function insertPatients(
     const replay = create.requestId === undefined ? undefined : replays.get(create.requestId);
     return replay === undefined ? emailTaken() : replayed(replay, create.sealed.emailIndex, sealer);
   });
+}
+
+/**
+ * Writes the creates and their creation entries in ONE statement through the audit log
+ * (`recordWith`), so a profile never exists without its entry, when every create has
+ * its call's audit trail. True when committed; false when nothing was written: a
+ * conflict (an email or request id taken, a replay) or an audit chain moved by other
+ * processes. The creates then take `insertPatients`' path, which tells each its
+ * outcome, and their entries follow its commit.
+ */
+async function insertAudited(creates: readonly PendingCreate[]): Promise<boolean> {
+  const sink = creates[0]?.audit?.sink;
+  if (sink?.recordWith === undefined || !creates.every((create) => create.audit?.sink === sink)) return false;
+  const drafts = creates.map(({ patient, audit }) =>
+    (audit as CallAudit).draft(AuditOutcome.SUCCESS, "", creationEntryOf(patient.id)),
+  );
+  const change = { name: "patients-insert", ctes: insertAuditedCtes, last: "inserted", values: [rowsJson(creates)] };
+  const written = await sink.recordWith(drafts, change).catch(() => false);
+  if (written) for (const create of creates) (create.audit as CallAudit).recorded = true;
+  return written;
+}
+
+/** What a profile's creation entry names: the new profile. */
+export function creationEntryOf(patientId: string): { subjectPatientId: string; resource: string } {
+  return { subjectPatientId: patientId, resource: `patients/${patientId}` };
 }
 
 /**

@@ -14,6 +14,7 @@ import { patientDraftFromProto, patientIdFromName, patientToProto, versionFromEt
 import type { Patient } from "./patient.ts";
 import type { PatientRepository } from "./patient-repository.ts";
 import { completeProfile } from "./patient-rules.ts";
+import { creationEntryOf } from "./patient-create-batch.ts";
 
 /** Top-level fields a client may change; a mask may also name any field inside them. */
 const writableFields = new Set([
@@ -57,13 +58,15 @@ export function patientService(
     async createPatient(request, context) {
       const draft = patientDraftFromProto(request.patient ?? create(PatientSchema));
       const fields = completeProfile(draft, clock.now());
-      const patient = await repository.create(fields, request.requestId || undefined);
-      // Concurrent creates share one INSERT (patient-create-batch.ts), so the entry follows
-      // that statement's commit instead of sharing its transaction: a crash in between
-      // would leave a profile without its creation entry (issue #3's notes).
-      await context.values
-        .get(callAuditKey)
-        ?.record(AuditOutcome.SUCCESS, "", { subjectPatientId: patient.id, resource: `patients/${patient.id}` });
+      const audit = context.values.get(callAuditKey);
+      const patient = await repository.create(fields, request.requestId || undefined, audit);
+      // Concurrent creates share one INSERT (patient-create-batch.ts), with their creation
+      // entries when that statement could take them; otherwise (a conflict: a taken email,
+      // a replay) the entry follows its commit, and a crash in between would leave a
+      // profile without it.
+      if (audit !== undefined && !audit.recorded) {
+        await audit.record(AuditOutcome.SUCCESS, "", creationEntryOf(patient.id));
+      }
       return { patient: patientToProto(patient) };
     },
 

@@ -1,6 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
-import type { AuditLog } from "../audit/audit-log.ts";
 import { type AuditSink, CallAudit } from "../audit/call-audit.ts";
 import { GroupCommit, type GroupCommitOptions, type GroupOutcome } from "../shared/group-commit.ts";
 import type { WriteAudit } from "./record-writes.ts";
@@ -13,9 +12,6 @@ export interface NewRecord {
   /** Whether the caller checked access and the request id first (`insertUnchecked`: not yet). */
   readonly checked: boolean;
 }
-
-/** Where the audit entries of calls go; with `recordWith`, a group is written in one statement. */
-export type RecordAuditSink = AuditSink & Partial<Pick<AuditLog, "recordWith">>;
 
 /** What became of one: stored now, or the row an earlier create with its request id made. */
 export type CreateOutcome = { readonly stored: RecordRow } | { readonly replay: RecordRow };
@@ -41,14 +37,14 @@ export type UncheckedOutcome = { readonly stored: RecordRow } | { readonly unche
 export class RecordCreateWriter {
   readonly #em: () => EntityManager;
   readonly #repository: RecordRepository;
-  readonly #sink: RecordAuditSink | undefined;
+  readonly #sink: AuditSink | undefined;
   readonly #group: GroupCommit<NewRecord, CreateOutcome | UncheckedOutcome>;
 
   /** `sink` is where the entries of CallAudits go (the audit log); other audits append their own. */
   constructor(
     em: () => EntityManager,
     repository: RecordRepository,
-    sink: RecordAuditSink | undefined,
+    sink: AuditSink | undefined,
     options: GroupCommitOptions = {},
   ) {
     this.#em = em;

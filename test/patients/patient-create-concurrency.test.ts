@@ -2,6 +2,7 @@ import { fromJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PatientSchema } from "../../gen/telemed/patient/v1/patient_pb.js";
 import { PatientService } from "../../gen/telemed/patient/v1/patient_service_pb.js";
@@ -85,6 +86,27 @@ describe("TST-PT002 concurrent creates", () => {
     expect((again as ConnectError).code).toBe(Code.InvalidArgument);
   });
 
+  it("writes each profile's creation entry once: in its batch's statement, or after a batch that conflicted", async () => {
+    // A clean batch: its entries go in the INSERT's statement.
+    const clean = await Promise.all(
+      Array.from({ length: 8 }, () => client.createPatient({ patient: patientWithEmail() })),
+    );
+    // A batch with one email twice: its statement fails as a whole, and the creates take the INSERT that skips.
+    const email = `twin.${randomUUID()}@example.com`;
+    const conflicted = await Promise.allSettled([
+      client.createPatient({ patient: patientWithEmail(email) }),
+      client.createPatient({ patient: patientWithEmail(email) }),
+      client.createPatient({ patient: patientWithEmail() }),
+    ]);
+    expect(conflicted.map((result) => result.status).sort()).toEqual(["fulfilled", "fulfilled", "rejected"]);
+    const created = [
+      ...clean.map((answer) => answer.patient?.name ?? ""),
+      ...conflicted.flatMap((result) => (result.status === "fulfilled" ? [result.value.patient?.name ?? ""] : [])),
+    ];
+    const entries = await auditedCreates(created);
+    expect(entries.sort()).toEqual([...created].sort());
+  });
+
   it("stores every one of more concurrent creates than one INSERT holds", async () => {
     const answers = await Promise.all(
       Array.from({ length: 100 }, () => client.createPatient({ patient: patientWithEmail() })),
@@ -96,3 +118,18 @@ describe("TST-PT002 concurrent creates", () => {
     expect(reads.map((read) => read.patient?.etag)).toEqual(answers.map((answer) => answer.patient?.etag));
   });
 });
+
+/** The resources of the successful CreatePatient entries in the audit log naming `names`, one per entry. */
+async function auditedCreates(names: readonly string[]): Promise<string[]> {
+  const db = new pg.Client({ connectionString: t.database.url });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ resource: string }>(
+      `select "resource" from "audit_log" where "resource" = any($1) and "rpc" like '%/CreatePatient' and "outcome" = 'success'`,
+      [names],
+    );
+    return rows.map((row) => row.resource);
+  } finally {
+    await db.end();
+  }
+}
