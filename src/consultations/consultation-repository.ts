@@ -275,7 +275,10 @@ export class ConsultationRepository {
       params.push(query.doctorId);
     }
     if (query.states.length > 0) {
-      conditions.push(`c."state" in (?)`);
+      // "is true" (the same for a NOT NULL column) keeps PostgreSQL from matching the partial
+      // index of open consultations: with stale statistics it read that whole index beside
+      // the patient's rows (2.3 ms instead of 0.09 ms with 67,000 open consultations).
+      conditions.push(`(c."state" in (?)) is true`);
       params.push(query.states);
     }
     if (query.startFrom !== undefined) {

@@ -126,6 +126,22 @@ describe("the doctor side: start, complete with a summary, and join details for 
     expect(others.consultations.map((c) => c.name)).not.toContain(name);
   });
 
+  it("lists the patient's consultations in the states asked for", async () => {
+    const someone = await signUpPatient(t);
+    const mine = consultations(t, someone);
+    const kept = (await bookFirstFree(mine, someone.patient, clock)).consultation;
+    const dropped = (await bookFirstFree(mine, someone.patient, clock, { doctor: "doctors/vikram-iyer" })).consultation;
+    await mine.cancelConsultation({ name: dropped.name });
+    const inStates = async (...states: Consultation_State[]) =>
+      (await mine.listConsultations({ parent: someone.patient, states })).consultations.map((c) => c.name);
+    expect(await inStates(Consultation_State.SCHEDULED)).toEqual([kept.name]);
+    expect(await inStates(Consultation_State.CANCELLED)).toEqual([dropped.name]);
+    expect((await inStates(Consultation_State.SCHEDULED, Consultation_State.CANCELLED)).sort()).toEqual(
+      [kept.name, dropped.name].sort(),
+    );
+    expect(await inStates(Consultation_State.COMPLETED)).toEqual([]);
+  });
+
   it("marks a consultation the patient missed as NO_SHOW after its start; join details are then refused", async () => {
     const mine = consultations(t, patient);
     const { consultation, startMs } = await bookFirstFree(mine, patient.patient, clock);
