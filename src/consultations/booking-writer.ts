@@ -1,4 +1,4 @@
-import type { AuditSink, CallAudit } from "../audit/call-audit.ts";
+import { type AuditSink, CallAudit } from "../audit/call-audit.ts";
 import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import type { Consultation } from "./consultation.ts";
 import { type ConsultationRepository, type NewConsultation, slotTaken } from "./consultation-repository.ts";
@@ -11,7 +11,8 @@ interface NewBooking {
 
 /**
  * Commits new bookings (state REQUESTED) with their audit entries, group-committed:
- * the bookings that arrive in one event-loop turn share one transaction, one INSERT and
+ * the bookings that arrive in one event-loop turn share one statement through the audit
+ * log when none conflicts (`#inOneStatement`), else one transaction, one INSERT and
  * one append to the audit chain. The chain has one head row that every append locks
  * until its commit, so with a transaction per booking, bookings took turns there; a
  * group takes its turn once. Each booking keeps its own outcome: stored with its audit
@@ -35,8 +36,33 @@ export class BookingWriter {
     return this.#group.add({ row, audit });
   }
 
+  async #commit(bookings: readonly NewBooking[]): Promise<GroupOutcome<Consultation | undefined>[]> {
+    if (await this.#inOneStatement(bookings)) {
+      return bookings.map(({ row }) => ({ value: this.#repository.storedOf(row) }));
+    }
+    return this.#inTransaction(bookings);
+  }
+
+  /**
+   * The rows and their entries in ONE statement through the audit log (`recordWith`),
+   * when every booking has its call's audit trail; false when nothing was written (a
+   * slot or request id taken, or an audit chain other processes kept moving): the
+   * transaction then tells each booking its outcome.
+   */
+  async #inOneStatement(bookings: readonly NewBooking[]): Promise<boolean> {
+    const sink = this.#sink;
+    if (sink?.recordWith === undefined || !bookings.every(({ audit }) => audit instanceof CallAudit)) return false;
+    const drafts = bookings.map(({ row, audit }) =>
+      (audit as CallAudit).draft(AuditOutcome.SUCCESS, "", { resource: resourceOf(row) }),
+    );
+    const change = this.#repository.insertChange(bookings.map(({ row }) => row));
+    const written = await sink.recordWith(drafts, change).catch(() => false);
+    if (written) for (const { audit } of bookings) (audit as CallAudit).recorded = true;
+    return written;
+  }
+
   /** One transaction: the rows, which of the missing ones were retries, the audit entries. */
-  #commit(bookings: readonly NewBooking[]): Promise<GroupOutcome<Consultation | undefined>[]> {
+  #inTransaction(bookings: readonly NewBooking[]): Promise<GroupOutcome<Consultation | undefined>[]> {
     const repository = this.#repository;
     return repository.fork().transactional(async (em) => {
       const rows = bookings.map((booking) => booking.row);
@@ -46,7 +72,6 @@ export class BookingWriter {
         rows.filter((row) => !stored.has(row.id)),
       );
       const audited = bookings.filter((booking) => booking.audit !== undefined && stored.has(booking.row.id));
-      const resourceOf = (row: NewConsultation) => `patients/${row.patientId}/consultations/${row.id}`;
       if (this.#sink !== undefined) {
         await this.#sink.recordWithin(
           em,
@@ -65,4 +90,8 @@ export class BookingWriter {
       });
     });
   }
+}
+
+function resourceOf(row: NewConsultation): string {
+  return `patients/${row.patientId}/consultations/${row.id}`;
 }

@@ -1,5 +1,6 @@
 import { type EntityManager, UniqueConstraintViolationException } from "@mikro-orm/postgresql";
 import DataLoader from "dataloader";
+import type { AtomicChange } from "../audit/audit-batch-writer.ts";
 import { DomainError } from "../shared/domain-errors.ts";
 import {
   type Consultation,
@@ -177,6 +178,24 @@ export class ConsultationRepository {
     return stored;
   }
 
+  /**
+   * New bookings as one statement's data change, for the audit log to commit with their
+   * entries (`AuditLog.recordWith`). Unlike `insertMany`, no row is skipped: a slot or
+   * request id already taken fails the whole batch.
+   */
+  insertChange(rows: readonly NewConsultation[]): AtomicChange {
+    const json = JSON.stringify(rows.map((row) => Object.fromEntries(insertEntries(row))));
+    return { name: "consultations-insert", ctes: insertChangeCtes, last: "inserted", values: [json] };
+  }
+
+  /** The consultation `insertChange` stores for `row`, as the database would answer it. */
+  storedOf(row: NewConsultation): Consultation {
+    return consultationFromRecord({
+      ...Object.fromEntries(insertEntries(row)),
+      ...unsetOnInsert,
+    } as ConsultationRecord);
+  }
+
   /** Of these bookings, the ids of those whose patient already has a booking with their request id. */
   async requestIdsTaken(em: EntityManager, rows: readonly NewConsultation[]): Promise<Set<string>> {
     if (rows.length === 0) return new Set();
@@ -326,6 +345,65 @@ export class ConsultationRepository {
 }
 
 /** The columns a booking's INSERT writes, in the order of `insertValues`. */
+/** The columns a new booking leaves unset, as the database answers them. */
+const unsetOnInsert = {
+  appointment: null,
+  actual_start_time: null,
+  actual_end_time: null,
+  cancelled_by: null,
+  cancelled_by_role: null,
+  cancel_reason_sealed: null,
+  cancel_code: null,
+  cancel_time: null,
+  reschedule_request_id: null,
+  summary_record_id: null,
+} satisfies Partial<ConsultationRecord>;
+
+/** The column types `insertChange`'s JSON is read back with. */
+const insertColumnTypes: Readonly<Record<(typeof insertColumns)[number], string>> = {
+  id: "uuid",
+  patient_id: "uuid",
+  doctor_id: "varchar",
+  slot_id: "varchar",
+  mode: "text",
+  reason_sealed: "text",
+  state: "text",
+  start_time: "timestamptz",
+  end_time: "timestamptz",
+  doctor_display_name: "varchar",
+  price_amount_minor: "bigint",
+  price_currency: "varchar",
+  booked_by: "varchar",
+  booked_by_role: "text",
+  hold_id: "varchar",
+  reschedule_count: "integer",
+  create_request_id: "uuid",
+  create_fingerprint: "varchar",
+  booked_at: "timestamptz",
+  version: "integer",
+  created_at: "timestamptz",
+  updated_at: "timestamptz",
+};
+
+/** The INSERT of `insertChange` ($1: the rows as a JSON array of objects), as a CTE. */
+const insertChangeCtes = (() => {
+  const names = Object.keys(insertColumnTypes).map((name) => `"${name}"`);
+  const record = Object.entries(insertColumnTypes).map(([name, type]) => `"${name}" ${type}`);
+  return (
+    `"inserted" as (insert into "consultations" (${names.join(", ")}) select ${names.join(", ")} ` +
+    `from jsonb_to_recordset($1::jsonb) as r(${record.join(", ")}) returning 1)`
+  );
+})();
+
+/** A new booking's columns and values, uuids in canonical (lower-case) text as the database answers them. */
+function insertEntries(row: NewConsultation): [string, SqlValue][] {
+  const values = insertValues(row);
+  return insertColumns.map((name, i) => {
+    const value = values[i] as SqlValue;
+    return [name, typeof value === "string" && insertColumnTypes[name] === "uuid" ? value.toLowerCase() : value];
+  });
+}
+
 const insertColumns = [
   "id",
   "patient_id",
