@@ -344,7 +344,6 @@ export class ConsultationRepository {
   }
 }
 
-/** The columns a booking's INSERT writes, in the order of `insertValues`. */
 /** The columns a new booking leaves unset, as the database answers them. */
 const unsetOnInsert = {
   appointment: null,
@@ -404,6 +403,7 @@ function insertEntries(row: NewConsultation): [string, SqlValue][] {
   });
 }
 
+/** The columns a booking's INSERT writes, in the order of `insertValues`. */
 const insertColumns = [
   "id",
   "patient_id",
