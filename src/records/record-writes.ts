@@ -115,6 +115,8 @@ export class RecordWrites {
     const em = () => (forked ??= this.#d.em());
     // Checked by the contract already; a malformed id must not fail the batch it would join.
     if (!isUuid(requestId)) throw invalidArgument("request_id", "must be a UUID");
+    // Most creates need no check but the patient's liveness, which their group's statement
+    // makes itself; the others, and those it refuses, go on to the checks below.
     const unchecked = await this.#createUnchecked(patientId, input, kind, requestId, writer, audit, options);
     if (unchecked !== undefined && "created" in unchecked) return unchecked.created;
     // The earlier create of this request id is looked up while access is checked (one
