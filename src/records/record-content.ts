@@ -91,6 +91,8 @@ export function contentOf(record: RecordProto): RecordProto {
 }
 
 const table = "medical_records";
+/** What a record's fingerprint key is derived for (`DataKey.mac`). */
+const fingerprintPurpose = "create-request";
 const contentColumn = "content_sealed";
 const deleteReasonColumn = "delete_reason_sealed";
 
@@ -113,9 +115,16 @@ export class RecordSealer {
     this.#logger = logger;
   }
 
-  /** A new data key for a new record. */
+  /** A new data key for a new record, with the key of its request's fingerprint already derived. */
   newKey(recordId: string): DataKey {
-    return this.#cipher.newDataKey({ table, row: recordId });
+    const key = this.#cipher.newDataKey({ table, row: recordId });
+    key.prepareMac(fingerprintPurpose);
+    return key;
+  }
+
+  /** Id of the key-encryption key that wraps new data keys now. */
+  get currentKeyId(): string {
+    return this.#cipher.currentKeyId;
   }
 
   /** The stored row's data key. */
@@ -140,7 +149,7 @@ export class RecordSealer {
       clientId: request.clientId,
       details: request.details,
     });
-    return key.mac("create-request", toBinary(RecordSchema, canonical));
+    return key.mac(fingerprintPurpose, toBinary(RecordSchema, canonical));
   }
 
   /** The row's content, opened with its data key (pass `key` when already opened). */

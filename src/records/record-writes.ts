@@ -14,10 +14,11 @@ import { CallAudit } from "../audit/call-audit.ts";
 import type { Clock } from "../shared/clock.ts";
 import type { DataKey } from "../shared/crypto/envelope.ts";
 import { DomainError, invalidArgument, notFound } from "../shared/domain-errors.ts";
-import { isUuid, uuidV7 } from "../shared/uuid-v7.ts";
+import { isUuid } from "../shared/uuid-v7.ts";
 import { type AnyKind, contentOf, etagOf, kindOfDetails, type RecordSealer, recordToProto } from "./record-content.ts";
 import type { RecordKindName } from "./record-entity.ts";
 import type { RecordCreateWriter } from "./record-create-writer.ts";
+import { NewRecordKeys } from "./new-record-keys.ts";
 import type { NewRecordRow, RecordRepository, RecordRow } from "./record-repository.ts";
 import {
   consultationIdsOf,
@@ -73,8 +74,11 @@ export interface RecordWriteDeps {
 export class RecordWrites {
   readonly #d: RecordWriteDeps;
 
+  readonly #newKeys: NewRecordKeys;
+
   constructor(deps: RecordWriteDeps) {
     this.#d = deps;
+    this.#newKeys = new NewRecordKeys(deps.sealer, deps.clock);
   }
 
   // The checks every write starts with, batched like reads: the writes that arrive in one
@@ -269,8 +273,7 @@ export class RecordWrites {
     const content = contentOf(completed);
     content.conflictOf = options.conflictOf ?? "";
     const now = this.#d.clock.now();
-    const id = uuidV7(now.getTime());
-    const key = this.#d.sealer.newKey(id);
+    const { id, key } = this.#newKeys.take(now);
     const contentSealed = this.#d.sealer.seal(key, content);
     return { id, now, key, content, contentSealed, fingerprint: this.#d.sealer.fingerprint(key, request) };
   }

@@ -430,3 +430,27 @@ describe("bad inputs are INVALID_ARGUMENT with the field named", () => {
     ).toContain("record.consultation_summary");
   });
 });
+
+describe("new records' ids", () => {
+  /** The milliseconds a UUIDv7 carries (its first 48 bits). */
+  const msOf = (name: string) => Number.parseInt((name.split("/").at(-1) ?? "").replaceAll("-", "").slice(0, 12), 16);
+
+  it("carry the time of their creation after the clock moved on, not that of keys made ahead", async () => {
+    const client = records(t, admin);
+    const create = async () =>
+      (await client.createRecord({ parent: patient.patient, record: allergy("Pollen"), requestId: randomUUID() }))
+        .record;
+    // The first create leaves keys made ahead for the next ones.
+    await create();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Later than any time this file's clock has shown (ids never go back in time).
+    clock.travelTo(new Date(Date.now() + 3 * 86_400_000));
+    try {
+      const record = await create();
+      const created = Number(record?.createTime?.seconds ?? 0n) * 1000 + (record?.createTime?.nanos ?? 0) / 1e6;
+      expect(Math.abs(msOf(record?.name ?? "") - created)).toBeLessThan(1000);
+    } finally {
+      clock.reset();
+    }
+  });
+});

@@ -155,6 +155,15 @@ export class DataKey {
    * fingerprints, and that survives re-wrapping (the data key stays the same).
    */
   mac(purpose: string, bytes: Uint8Array): string {
+    return createHmac("sha256", this.#macKey(purpose)).update(bytes).digest("hex");
+  }
+
+  /** Derives the key of `mac` for `purpose` now, so that a later `mac` does not (a key made ahead of use). */
+  prepareMac(purpose: string): void {
+    this.#macKey(purpose);
+  }
+
+  #macKey(purpose: string): KeyObject {
     let key = this.#macKeys.get(purpose);
     if (key === undefined) {
       const info = lengthPrefixed(["mac", this.binding.table, this.binding.row, purpose]);
@@ -162,7 +171,7 @@ export class DataKey {
       key = createSecretKey(Buffer.from(hkdfSync("sha256", this.#key, Buffer.alloc(0), info, 32)));
       this.#macKeys.set(purpose, key);
     }
-    return createHmac("sha256", key).update(bytes).digest("hex");
+    return key;
   }
 
   /** Convenience for text fields. */
