@@ -78,6 +78,6 @@ export class NewRecordKeys {
         this.#ready.push(this.#make(this.#clock.now().getTime()));
       }
       if (this.#ready.length < this.#capacity) this.#refill();
-    }).unref();
+    });
   }
 }
