@@ -59,6 +59,27 @@ export class CallAudit {
   }
 }
 
+/**
+ * Commits a data change with the SUCCESS entry of each call (with its `overrides`) in
+ * one statement (`AuditSink.recordWith`), when `sink` can and every call has a
+ * CallAudit: true once committed, each call then marked recorded. False when nothing
+ * was written (the sink cannot, a call has no CallAudit, or the statement failed: a
+ * conflict, or a head other processes kept moving); the caller takes another path,
+ * and the database's error, which may quote key values, goes no further.
+ */
+export async function recordCallsWith(
+  sink: AuditSink | undefined,
+  calls: readonly { readonly audit: unknown; readonly overrides: Partial<AuditEntryDraft> }[],
+  change: () => AtomicChange,
+): Promise<boolean> {
+  if (sink?.recordWith === undefined || !calls.every(({ audit }) => audit instanceof CallAudit)) return false;
+  const audits = calls.map(({ audit }) => audit as CallAudit);
+  const drafts = calls.map(({ overrides }, i) => (audits[i] as CallAudit).draft(AuditOutcome.SUCCESS, "", overrides));
+  const written = await sink.recordWith(drafts, change()).catch(() => false);
+  if (written) for (const audit of audits) audit.recorded = true;
+  return written;
+}
+
 export const callAuditKey = createContextKey<CallAudit | undefined>(undefined, { description: "call audit" });
 
 /** The audit entry of a call as the pipeline knows it: who (token), for whom (access check), what, where from. */

@@ -1,4 +1,4 @@
-import { type AuditSink, CallAudit } from "../audit/call-audit.ts";
+import { type AuditSink, type CallAudit, recordCallsWith } from "../audit/call-audit.ts";
 import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
 import type { Consultation } from "./consultation.ts";
 import { type ConsultationRepository, type NewConsultation, slotTaken } from "./consultation-repository.ts";
@@ -49,16 +49,12 @@ export class BookingWriter {
    * slot or request id taken, or an audit chain other processes kept moving): the
    * transaction then tells each booking its outcome.
    */
-  async #inOneStatement(bookings: readonly NewBooking[]): Promise<boolean> {
-    const sink = this.#sink;
-    if (sink?.recordWith === undefined || !bookings.every(({ audit }) => audit instanceof CallAudit)) return false;
-    const drafts = bookings.map(({ row, audit }) =>
-      (audit as CallAudit).draft(AuditOutcome.SUCCESS, "", { resource: resourceOf(row) }),
+  #inOneStatement(bookings: readonly NewBooking[]): Promise<boolean> {
+    return recordCallsWith(
+      this.#sink,
+      bookings.map(({ row, audit }) => ({ audit, overrides: { resource: resourceOf(row) } })),
+      () => this.#repository.insertChange(bookings.map(({ row }) => row)),
     );
-    const change = this.#repository.insertChange(bookings.map(({ row }) => row));
-    const written = await sink.recordWith(drafts, change).catch(() => false);
-    if (written) for (const { audit } of bookings) (audit as CallAudit).recorded = true;
-    return written;
   }
 
   /** One transaction: the rows, which of the missing ones were retries, the audit entries. */

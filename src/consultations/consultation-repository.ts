@@ -358,8 +358,11 @@ const unsetOnInsert = {
   summary_record_id: null,
 } satisfies Partial<ConsultationRecord>;
 
-/** The column types `insertChange`'s JSON is read back with. */
-const insertColumnTypes: Readonly<Record<(typeof insertColumns)[number], string>> = {
+/**
+ * The columns a booking's INSERT writes, in the order of `insertValues`, with the types
+ * `insertChange`'s JSON is read back with.
+ */
+const insertColumnTypes = {
   id: "uuid",
   patient_id: "uuid",
   doctor_id: "varchar",
@@ -382,11 +385,12 @@ const insertColumnTypes: Readonly<Record<(typeof insertColumns)[number], string>
   version: "integer",
   created_at: "timestamptz",
   updated_at: "timestamptz",
-};
+} as const;
+const insertColumns = Object.keys(insertColumnTypes) as (keyof typeof insertColumnTypes)[];
 
 /** The INSERT of `insertChange` ($1: the rows as a JSON array of objects), as a CTE. */
 const insertChangeCtes = (() => {
-  const names = Object.keys(insertColumnTypes).map((name) => `"${name}"`);
+  const names = insertColumns.map((name) => `"${name}"`);
   const record = Object.entries(insertColumnTypes).map(([name, type]) => `"${name}" ${type}`);
   return (
     `"inserted" as (insert into "consultations" (${names.join(", ")}) select ${names.join(", ")} ` +
@@ -402,32 +406,6 @@ function insertEntries(row: NewConsultation): [string, SqlValue][] {
     return [name, typeof value === "string" && insertColumnTypes[name] === "uuid" ? value.toLowerCase() : value];
   });
 }
-
-/** The columns a booking's INSERT writes, in the order of `insertValues`. */
-const insertColumns = [
-  "id",
-  "patient_id",
-  "doctor_id",
-  "slot_id",
-  "mode",
-  "reason_sealed",
-  "state",
-  "start_time",
-  "end_time",
-  "doctor_display_name",
-  "price_amount_minor",
-  "price_currency",
-  "booked_by",
-  "booked_by_role",
-  "hold_id",
-  "reschedule_count",
-  "create_request_id",
-  "create_fingerprint",
-  "booked_at",
-  "version",
-  "created_at",
-  "updated_at",
-] as const;
 
 function insertValues(row: NewConsultation): SqlValue[] {
   const stamp = row.now.toISOString();

@@ -1,7 +1,6 @@
 import { DriverException, type EntityManager } from "@mikro-orm/postgresql";
 import pg from "pg";
-import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
-import type { CallAudit } from "../audit/call-audit.ts";
+import { type CallAudit, recordCallsWith } from "../audit/call-audit.ts";
 import { alreadyExists, DomainError, notFound } from "../shared/domain-errors.ts";
 import type { Patient } from "./patient.ts";
 import type { PatientSealer, SealedColumns } from "./patient-contact.ts";
@@ -153,16 +152,15 @@ export async function insertPatients(
  * processes. The creates then take `insertPatients`' path, which tells each its
  * outcome, and their entries follow its commit.
  */
-async function insertAudited(creates: readonly PendingCreate[]): Promise<boolean> {
+function insertAudited(creates: readonly PendingCreate[]): Promise<boolean> {
   const sink = creates[0]?.audit?.sink;
-  if (sink?.recordWith === undefined || !creates.every((create) => create.audit?.sink === sink)) return false;
-  const drafts = creates.map(({ patient, audit }) =>
-    (audit as CallAudit).draft(AuditOutcome.SUCCESS, "", creationEntryOf(patient.id)),
+  // One statement goes to one sink: creates recorded elsewhere take the other path.
+  const oneSink = creates.every((create) => create.audit?.sink === sink);
+  return recordCallsWith(
+    oneSink ? sink : undefined,
+    creates.map(({ patient, audit }) => ({ audit, overrides: creationEntryOf(patient.id) })),
+    () => ({ name: "patients-insert", ctes: insertAuditedCtes, last: "inserted", values: [rowsJson(creates)] }),
   );
-  const change = { name: "patients-insert", ctes: insertAuditedCtes, last: "inserted", values: [rowsJson(creates)] };
-  const written = await sink.recordWith(drafts, change).catch(() => false);
-  if (written) for (const create of creates) (create.audit as CallAudit).recorded = true;
-  return written;
 }
 
 /** What a profile's creation entry names: the new profile. */

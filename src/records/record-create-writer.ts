@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { AuditOutcome } from "../../gen/telemed/patient/v1/audit_pb.js";
-import { type AuditSink, CallAudit } from "../audit/call-audit.ts";
+import { type AuditSink, CallAudit, recordCallsWith } from "../audit/call-audit.ts";
 import { GroupCommit, type GroupCommitOptions, type GroupOutcome } from "../shared/group-commit.ts";
 import type { WriteAudit } from "./record-writes.ts";
 import type { NewRecordRow, RecordRepository, RecordRow } from "./record-repository.ts";
@@ -83,17 +83,12 @@ export class RecordCreateWriter {
   }
 
   /** Writes the group in one statement when it can; false when the transaction must. */
-  async #inOneStatement(records: readonly NewRecord[]): Promise<boolean> {
-    const sink = this.#sink;
-    if (sink?.recordWith === undefined || !records.every((record) => record.audit instanceof CallAudit)) return false;
-    const audits = records.map((record) => record.audit as CallAudit);
-    const drafts = records.map(({ row }, i) =>
-      (audits[i] as CallAudit).draft(AuditOutcome.SUCCESS, "", { resource: resourceOf(row) }),
+  #inOneStatement(records: readonly NewRecord[]): Promise<boolean> {
+    return recordCallsWith(
+      this.#sink,
+      records.map(({ row, audit }) => ({ audit, overrides: { resource: resourceOf(row) } })),
+      () => this.#repository.insertChange(records.map((record) => record.row)),
     );
-    const rows = records.map((record) => record.row);
-    const written = await sink.recordWith(drafts, this.#repository.insertChange(rows)).catch(() => false);
-    if (written) for (const audit of audits) audit.recorded = true;
-    return written;
   }
 
   #inTransaction(records: readonly NewRecord[]): Promise<GroupOutcome<CreateOutcome>[]> {
